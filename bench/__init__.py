@@ -1,0 +1,1 @@
+"""RAW denoising benchmark harness: DNG I/O, competition metrics, datasets, runner, tables, CLI."""

@@ -1,0 +1,193 @@
+"""Dataset folders in the competition layout.
+
+Paired (training) layout, matched by the index ``i`` (the image id), in numeric order::
+
+    DIR/ground truth/{i}_gt.dng
+    DIR/noisy/{i}_noise.dng
+    DIR/noise_profile.csv      optional: columns image,a,b (the true profile, read by --noise oracle)
+
+Test layout (noisy only)::
+
+    DIR/noisy{i}.dng
+
+A folder holding ``train/`` with the paired layout inside is accepted too.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.noise import NoiseProfile
+from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, RawImage, inspect_dng, read_dng
+
+GT_DIR = "ground truth"
+NOISY_DIR = "noisy"
+NOISE_PROFILE_FILE = "noise_profile.csv"
+_GT_NAME = re.compile(r"^(\d+)_gt\.dng$", re.IGNORECASE)
+_NOISY_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
+_TEST_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """One image of a dataset: its id, noisy file and (for paired sets) ground-truth file."""
+
+    image_id: str
+    noisy_path: Path
+    gt_path: Path | None
+
+
+@dataclass
+class Dataset:
+    """A list of items plus what is known about the whole folder."""
+
+    name: str
+    root: Path
+    items: list[DatasetItem]
+    black_level: int = COMPETITION_BLACK_LEVEL
+    white_level: int = COMPETITION_WHITE_LEVEL
+    true_noise: dict[str, NoiseProfile] = field(default_factory=dict)
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return all(item.gt_path is not None for item in self.items)
+
+    def limited(self, limit: int | None) -> "Dataset":
+        """The first ``limit`` items (all when None)."""
+        if limit is None:
+            return self
+        if limit < 1:
+            raise BenchError(f"--limit must be at least 1, got {limit}")
+        return Dataset(self.name, self.root, self.items[:limit], self.black_level, self.white_level, self.true_noise)
+
+    def check_files(self) -> None:
+        """Cheap pre-flight check of every file's structure (exists, is a DNG, not truncated) and of
+        noisy/ground-truth size agreement, so bad input stops a run before any work is done."""
+        for item in self.items:
+            noisy = inspect_dng(item.noisy_path)
+            if item.gt_path is not None:
+                gt = inspect_dng(item.gt_path)
+                if (noisy.height, noisy.width) != (gt.height, gt.width):
+                    raise BenchError(
+                        f"{item.noisy_path}: size {noisy.height}x{noisy.width} does not match ground truth "
+                        f"{item.gt_path.name} ({gt.height}x{gt.width})"
+                    )
+
+
+@dataclass(frozen=True)
+class LoadedPair:
+    """An item read from disk, with the SHA-256 of each file's bytes (for fingerprints and caching)."""
+
+    item: DatasetItem
+    noisy: RawImage
+    gt: RawImage | None
+    noisy_sha256: str
+    gt_sha256: str | None
+
+
+def load_item(dataset: Dataset, item: DatasetItem) -> LoadedPair:
+    """Read one item's DNGs. Raises BenchError naming the file on any problem."""
+    noisy, noisy_hash = _read_hashed(item.noisy_path, dataset)
+    gt = gt_hash = None
+    if item.gt_path is not None:
+        gt, gt_hash = _read_hashed(item.gt_path, dataset)
+        if gt.shape != noisy.shape:
+            raise BenchError(f"{item.noisy_path}: size {noisy.shape} does not match ground truth {gt.shape}")
+        if gt.cfa != noisy.cfa:
+            raise BenchError(f"{item.noisy_path}: CFA {noisy.cfa} differs from ground truth's {gt.cfa}")
+    return LoadedPair(item, noisy, gt, noisy_hash, gt_hash)
+
+
+def _read_hashed(path: Path, dataset: Dataset) -> tuple[RawImage, str]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
+    image = read_dng(path, dataset.black_level, dataset.white_level, data=data)
+    return image, hashlib.sha256(data).hexdigest()
+
+
+def open_dataset(
+    root: str | Path,
+    name: str | None = None,
+    black_level: int = COMPETITION_BLACK_LEVEL,
+    white_level: int = COMPETITION_WHITE_LEVEL,
+) -> Dataset:
+    """Open a folder in the paired or the test layout (see module docstring)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise BenchError(f"{root}: dataset folder not found")
+    if not (root / NOISY_DIR).is_dir() and (root / "train" / NOISY_DIR).is_dir():
+        root = root / "train"
+    name = name or (root.parent.name if root.name == "train" else root.name)
+    if (root / NOISY_DIR).is_dir() or (root / GT_DIR).is_dir():
+        items = _paired_items(root)
+    else:
+        items = _test_items(root)
+    if not items:
+        raise BenchError(
+            f"{root}: no images found (expected '{GT_DIR}/{{i}}_gt.dng' + '{NOISY_DIR}/{{i}}_noise.dng', "
+            f"or 'noisy{{i}}.dng')"
+        )
+    return Dataset(name, root, items, black_level, white_level, _read_true_noise(root))
+
+
+def _numbered(folder: Path, pattern: re.Pattern) -> dict[int, Path]:
+    found: dict[int, Path] = {}
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = pattern.match(path.name)
+            if match:
+                found[int(match.group(1))] = path
+    return found
+
+
+def _paired_items(root: Path) -> list[DatasetItem]:
+    noisy = _numbered(root / NOISY_DIR, _NOISY_NAME)
+    gt = _numbered(root / GT_DIR, _GT_NAME)
+    without_gt = sorted(noisy.keys() - gt.keys())
+    if without_gt:
+        raise BenchError(f"{noisy[without_gt[0]]}: no matching ground truth '{GT_DIR}/{without_gt[0]}_gt.dng'")
+    without_noisy = sorted(gt.keys() - noisy.keys())
+    if without_noisy:
+        raise BenchError(f"{gt[without_noisy[0]]}: no matching noisy image '{NOISY_DIR}/{without_noisy[0]}_noise.dng'")
+    return [DatasetItem(str(i), noisy[i], gt[i]) for i in sorted(noisy)]
+
+
+def _test_items(root: Path) -> list[DatasetItem]:
+    noisy = _numbered(root, _TEST_NAME)
+    return [DatasetItem(str(i), noisy[i], None) for i in sorted(noisy)]
+
+
+def _read_true_noise(root: Path) -> dict[str, NoiseProfile]:
+    path = root / NOISE_PROFILE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        return {row["image"]: NoiseProfile(float(row["a"]), float(row["b"]), "oracle") for row in rows}
+    except (KeyError, ValueError, OSError) as exc:
+        raise BenchError(f"{path}: not a noise profile table with columns image,a,b ({exc})") from None
+
+
+def write_noise_profiles(path: Path, profiles: dict[str, NoiseProfile]) -> None:
+    """Write ``image,a,b`` rows (the format ``noise_profile.csv`` and ``bench noise --csv`` use)."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "a", "b"])
+        for image_id, profile in profiles.items():
+            writer.writerow([image_id, repr(profile.a), repr(profile.b)])
+
+
+def fingerprint(file_hashes: list[tuple[str, str]]) -> str:
+    """One SHA-256 over (relative name, content hash) pairs, order-independent."""
+    digest = hashlib.sha256()
+    for name, file_hash in sorted(file_hashes):
+        digest.update(f"{name}\0{file_hash}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,70 @@
+"""Competition metrics, computed on full unpacked uint16 mosaics (black level included).
+
+Definitions (``../shared/DESIGN.md`` section 1, ZTE 2022):
+
+* ``psnr``  = ``skimage.metrics.peak_signal_noise_ratio(gt, out, data_range=16383)``
+* ``ssim``  = ``skimage.metrics.structural_similarity(gt, out, data_range=16383)``: plain 2-D SSIM
+  (7x7 uniform window), the value current scikit-image gives for the 2022 call.
+* ``ssim_col`` = the same call with ``channel_axis=-1``: the mean of 1-D SSIMs down each column, which is
+  what the 2022 code's ``multichannel=True`` computed on scikit-image <= 0.19.
+* ``score`` = ``(0.8 * max(psnr - 30, 0) / 30 + 0.2 * max(ssim - 0.8, 0) / 0.2) * 100``, from the 2-D SSIM.
+
+``data_range`` is the fixed white level, never guessed from the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DATA_RANGE = 16383
+
+
+def _check_pair(gt: np.ndarray, out: np.ndarray) -> None:
+    if gt.shape != out.shape or gt.ndim != 2:
+        raise ValueError(f"metrics need two (H, W) mosaics of one shape, got {gt.shape} and {out.shape}")
+
+
+def psnr(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float:
+    """PSNR in dB of ``out`` against ``gt``: ``(H, W)`` integer mosaics."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    _check_pair(gt, out)
+    return float(peak_signal_noise_ratio(gt, out, data_range=data_range))
+
+
+def ssim(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float:
+    """2-D SSIM of ``out`` against ``gt`` (scikit-image defaults: 7x7 uniform window)."""
+    from skimage.metrics import structural_similarity
+
+    _check_pair(gt, out)
+    return float(structural_similarity(gt, out, data_range=data_range))
+
+
+def ssim_col(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float:
+    """Column-wise SSIM: the 2022 ``multichannel=True`` value (mean of the 1-D SSIM of every column)."""
+    from skimage.metrics import structural_similarity
+
+    _check_pair(gt, out)
+    return float(structural_similarity(gt, out, data_range=data_range, channel_axis=-1))
+
+
+def score(psnr_db: float, ssim_value: float) -> float:
+    """Competition Score in points (0..100) from PSNR in dB and SSIM."""
+    return (0.8 * max(psnr_db - 30.0, 0.0) / 30.0 + 0.2 * max(ssim_value - 0.8, 0.0) / 0.2) * 100.0
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    psnr: float
+    ssim: float
+    ssim_col: float
+    score: float
+
+
+def score_mosaic(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> ImageScores:
+    """All four metrics for one image: ``(H, W)`` uint16 ground truth and result."""
+    p = psnr(gt, out, data_range)
+    s = ssim(gt, out, data_range)
+    return ImageScores(psnr=p, ssim=s, ssim_col=ssim_col(gt, out, data_range), score=score(p, s))

@@ -1,0 +1,277 @@
+"""``bench run``: every (image, method) pair denoised, written back to uint16, scored, recorded.
+
+A run folder ``<out>/<dataset>/<run-id>/`` holds:
+
+* ``per_image.csv``  one row per (method, image), appended and flushed as each finishes, so an
+  interrupted run keeps everything it computed;
+* ``summary.csv`` / ``summary.md``  per-method means (written at the end, also after Ctrl-C);
+* ``run.json``  command line, methods and parameters, noise mode, package versions, git commit,
+  dataset fingerprint, status;
+* ``noise.csv``  the noise profile handed to the methods for each image (when one was needed);
+* ``errors.log``  full tracebacks of method failures;
+* ``outputs/<method>/<image>.dng``  with ``--save-outputs``: exactly the files that were scored.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from bench import provenance, tables
+from bench.datasets import Dataset, LoadedPair, fingerprint, load_item
+from bench.errors import BenchError
+from bench.metrics import score_mosaic
+from bench.noise import NoiseProfile, estimate_noise
+from bench.rawio import denormalize, unpack, write_dng
+from methods.base import Method, NoisyRaw
+from methods.registry import create_method
+
+NOISE_MODES = ("estimate", "oracle")
+
+
+@dataclass
+class RunConfig:
+    """Everything a run needs; built by the command line or by a caller."""
+
+    method_names: list[str]
+    dataset: Dataset
+    out_root: Path = Path("results")
+    noise_mode: str = "estimate"
+    save_outputs: bool = False
+    params: dict[str, dict] = field(default_factory=dict)
+    command: str = ""
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    summary: pd.DataFrame
+    succeeded: int
+    failed: int
+    interrupted: bool = False
+
+
+class MethodOutputError(Exception):
+    """A method returned something that is not a valid denoised image."""
+
+
+def check_output(out, expected_shape: tuple[int, ...]) -> np.ndarray:
+    """Validate a method's return value: array of ``expected_shape``, floating, finite, within [0, 1].
+    Returns it as float32."""
+    if not isinstance(out, np.ndarray):
+        raise MethodOutputError(f"returned {type(out).__name__}, expected a numpy array")
+    if out.shape != expected_shape:
+        raise MethodOutputError(f"returned shape {out.shape}, expected {expected_shape}")
+    if not np.issubdtype(out.dtype, np.floating):
+        raise MethodOutputError(f"returned dtype {out.dtype}, expected floating point")
+    if not np.isfinite(out).all():
+        raise MethodOutputError(f"returned {int((~np.isfinite(out)).sum())} NaN or infinite values")
+    low, high = float(out.min()), float(out.max())
+    if low < 0.0 or high > 1.0:
+        raise MethodOutputError(f"returned values outside [0, 1] (min {low:.6g}, max {high:.6g})")
+    return out.astype(np.float32, copy=False)
+
+
+def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -> RunResult:
+    """Run every method on every image of ``config.dataset`` and write the run folder."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    dataset = config.dataset
+    if not dataset.has_ground_truth:
+        raise BenchError(f"{dataset.root}: has no ground truth, so it cannot be scored "
+                         "(a test folder is for `bench export`)")
+    if config.noise_mode not in NOISE_MODES:
+        raise BenchError(f"--noise must be one of {NOISE_MODES}, got {config.noise_mode!r}")
+    if config.noise_mode == "oracle":
+        missing = [item.image_id for item in dataset.items if item.image_id not in dataset.true_noise]
+        if missing:
+            raise BenchError(f"{dataset.root}: --noise oracle needs the true profile of image {missing[0]} "
+                             "in noise_profile.csv (columns image,a,b)")
+    methods = {name: create_method(name, config.params.get(name)) for name in config.method_names}
+    unavailable = {name: type(m).unavailable_reason() for name, m in methods.items()}
+    unavailable = {name: reason for name, reason in unavailable.items() if reason}
+    for name, reason in unavailable.items():
+        log(f"warning: method {name} cannot run here ({reason}); its rows are recorded as failed")
+    dataset.check_files()
+
+    run_dir = _new_run_dir(config.out_root / dataset.name)
+    record = {
+        "command": config.command,
+        "started": dt.datetime.now().isoformat(timespec="seconds"),
+        "status": "running",
+        "dataset": {"name": dataset.name, "root": str(dataset.root), "images": len(dataset.items),
+                    "black_level": dataset.black_level, "white_level": dataset.white_level},
+        "noise": config.noise_mode,
+        "methods": {name: {"kind": m.kind, "params": m.param_values(), "unavailable": unavailable.get(name)}
+                    for name, m in methods.items()},
+        "versions": provenance.package_versions(),
+        "git_commit": provenance.git_commit(),
+    }
+    _write_json(run_dir / "run.json", record)
+
+    rows: list[dict] = []
+    file_hashes: list[tuple[str, str]] = []
+    noise_rows: list[dict] = []
+    interrupted = False
+    needs_noise = any(m.kind != "reference" for name, m in methods.items() if name not in unavailable)
+    total = len(dataset.items)
+    with (run_dir / "per_image.csv").open("w", newline="") as per_image_file:
+        writer = csv.DictWriter(per_image_file, fieldnames=tables.PER_IMAGE_COLUMNS)
+        writer.writeheader()
+
+        def add_row(row: dict) -> None:
+            rows.append(row)
+            writer.writerow(row)
+            per_image_file.flush()
+
+        try:
+            for position, item in enumerate(dataset.items, start=1):
+                prefix = f"[{position}/{total}] image {item.image_id}"
+                try:
+                    pair = load_item(dataset, item)
+                except BenchError as exc:
+                    log(f"{prefix}: input error: {exc}")
+                    for name in methods:
+                        add_row(_failed_row(name, item.image_id, f"input error: {exc}"))
+                    continue
+                file_hashes += [(_relative(item.noisy_path, dataset.root), pair.noisy_sha256),
+                                (_relative(item.gt_path, dataset.root), pair.gt_sha256)]
+                raw = _noisy_raw(pair, dataset, config.noise_mode)
+                if needs_noise:
+                    started = time.perf_counter()
+                    profile = raw.noise
+                    noise_rows.append({"image": item.image_id, "a": profile.a, "b": profile.b,
+                                       "source": profile.source, "seconds": time.perf_counter() - started})
+                for name, method in methods.items():
+                    if name in unavailable:
+                        add_row(_failed_row(name, item.image_id, f"unavailable: {unavailable[name]}"))
+                        continue
+                    row = _run_one(method, raw, pair, dataset, run_dir, config.save_outputs)
+                    add_row(row)
+                    log(_progress_line(prefix, row))
+        except KeyboardInterrupt:
+            interrupted = True
+            log("interrupted: writing the tables of what finished")
+
+    if noise_rows:
+        pd.DataFrame(noise_rows).to_csv(run_dir / "noise.csv", index=False)
+    per_image = pd.DataFrame(rows, columns=tables.PER_IMAGE_COLUMNS)
+    summary = tables.summarize(per_image, list(methods))
+    summary.to_csv(run_dir / "summary.csv", index=False)
+    succeeded = int((per_image["status"] == "ok").sum())
+    failed = len(per_image) - succeeded
+    record.update({
+        "finished": dt.datetime.now().isoformat(timespec="seconds"),
+        "status": "interrupted" if interrupted else "finished",
+        "dataset_fingerprint": fingerprint(file_hashes),
+        "results": {"succeeded": succeeded, "failed": failed},
+    })
+    _write_json(run_dir / "run.json", record)
+    (run_dir / "summary.md").write_text(_summary_markdown(summary, record, run_dir))
+    return RunResult(run_dir, summary, succeeded, failed, interrupted)
+
+
+def _noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str) -> NoisyRaw:
+    packed = pair.noisy.normalized_packed()
+    if noise_mode == "oracle":
+        true = dataset.true_noise[pair.item.image_id]
+
+        def profile() -> NoiseProfile:
+            return true
+    else:
+
+        def profile() -> NoiseProfile:
+            return estimate_noise(packed)
+
+    return NoisyRaw(packed[None], pair.noisy.cfa, profile, pair.item.image_id)
+
+
+def _run_one(method: Method, raw: NoisyRaw, pair: LoadedPair, dataset: Dataset, run_dir: Path,
+             save_outputs: bool) -> dict:
+    """Denoise, write back to uint16, optionally save, score. Never raises for a method's fault."""
+    image_id = pair.item.image_id
+    megapixels = pair.noisy.mosaic.size / 1e6
+    try:
+        started = time.perf_counter()
+        out = method.denoise(raw)
+        seconds = time.perf_counter() - started
+        out = check_output(out, raw.packed.shape)
+        mosaic = unpack(denormalize(out, dataset.black_level, dataset.white_level))
+        if save_outputs:
+            write_dng(mosaic, run_dir / "outputs" / method.name / f"{image_id}.dng", template=pair.item.noisy_path,
+                      cfa=pair.noisy.cfa, black_level=dataset.black_level, white_level=dataset.white_level)
+        scores = score_mosaic(pair.gt.mosaic, mosaic, data_range=dataset.white_level)
+    except Exception as exc:  # a failing method must never take the run down
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        with (run_dir / "errors.log").open("a") as f:
+            f.write(f"--- {method.name} on image {image_id}\n{traceback.format_exc()}\n")
+        return _failed_row(method.name, image_id, message)
+    return {"method": method.name, "image": image_id, "psnr": scores.psnr, "ssim": scores.ssim,
+            "ssim_col": scores.ssim_col, "score": scores.score, "seconds": seconds,
+            "megapixels": megapixels, "status": "ok", "error": ""}
+
+
+def _failed_row(method: str, image_id: str, error: str) -> dict:
+    return {"method": method, "image": image_id, "psnr": math.nan, "ssim": math.nan, "ssim_col": math.nan,
+            "score": math.nan, "seconds": math.nan, "megapixels": math.nan, "status": "failed", "error": error}
+
+
+def _progress_line(prefix: str, row: dict) -> str:
+    if row["status"] != "ok":
+        return f"{prefix} {row['method']:<12} FAILED: {row['error']}"
+    return (f"{prefix} {row['method']:<12} psnr {row['psnr']:7.3f} dB  ssim {row['ssim']:.4f}  "
+            f"score {row['score']:6.2f}  {row['seconds']:.2f} s")
+
+
+def _summary_markdown(summary: pd.DataFrame, record: dict, run_dir: Path) -> str:
+    dataset = record["dataset"]
+    return "\n".join([
+        f"# {dataset['name']}: {dataset['images']} images, noise profile: {record['noise']}",
+        "",
+        tables.to_markdown(summary),
+        "",
+        "Score = (0.8*max(PSNR-30,0)/30 + 0.2*max(SSIM-0.8,0)/0.2)*100 per image (2-D SSIM), averaged; "
+        "PSNR/SSIM on the written-back uint16 mosaic, data_range = white level. "
+        "SSIM (col) is the 2022 column-wise SSIM. s / image is the denoise call alone.",
+        "",
+        f"- status: {record['status']}, started {record['started']}",
+        f"- dataset fingerprint: {record.get('dataset_fingerprint', '')}",
+        f"- code: {record['git_commit'] or 'not a git checkout'}",
+        f"- regenerate: `{record['command']}`",
+        "",
+    ])
+
+
+def _new_run_dir(parent: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for suffix in ["", *(f"-{k}" for k in range(2, 1000))]:
+        candidate = parent / f"{stamp}{suffix}"
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise BenchError(f"{parent}: could not create a new run folder")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,64 @@
+"""Per-image rows -> per-method summary tables (CSV and Markdown)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+PER_IMAGE_COLUMNS = ["method", "image", "psnr", "ssim", "ssim_col", "score", "seconds", "megapixels",
+                     "status", "error"]
+SUMMARY_COLUMNS = ["method", "score", "psnr", "ssim", "ssim_col", "seconds_per_image", "mp_per_second",
+                   "images", "failures"]
+_MARKDOWN_FORMATS = {"score": "{:.2f}", "psnr": "{:.3f}", "ssim": "{:.4f}", "ssim_col": "{:.4f}",
+                     "seconds_per_image": "{:.3f}", "mp_per_second": "{:.2f}", "images": "{:d}", "failures": "{:d}"}
+_MARKDOWN_HEADERS = {"method": "method", "score": "Score", "psnr": "PSNR (dB)", "ssim": "SSIM",
+                     "ssim_col": "SSIM (col)", "seconds_per_image": "s / image", "mp_per_second": "MP/s",
+                     "images": "images", "failures": "failures"}
+
+
+def summarize(per_image: pd.DataFrame, method_order: list[str] | None = None) -> pd.DataFrame:
+    """Mean metrics per method over its successful images, sorted by Score (best first).
+
+    per_image: rows with ``PER_IMAGE_COLUMNS``. ``mp_per_second`` is total megapixels over total seconds.
+    Methods with no successful image keep a row with empty metrics.
+    """
+    rows = []
+    methods = method_order or list(dict.fromkeys(per_image["method"]))
+    for method in methods:
+        mine = per_image[per_image["method"] == method]
+        ok = mine[mine["status"] == "ok"]
+        seconds = ok["seconds"].sum()
+        rows.append({
+            "method": method,
+            "score": ok["score"].mean() if len(ok) else math.nan,
+            "psnr": ok["psnr"].mean() if len(ok) else math.nan,
+            "ssim": ok["ssim"].mean() if len(ok) else math.nan,
+            "ssim_col": ok["ssim_col"].mean() if len(ok) else math.nan,
+            "seconds_per_image": ok["seconds"].mean() if len(ok) else math.nan,
+            "mp_per_second": ok["megapixels"].sum() / seconds if len(ok) and seconds > 0 else math.nan,
+            "images": int(len(ok)),
+            "failures": int(len(mine) - len(ok)),
+        })
+    summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return summary.sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def to_markdown(summary: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table of a summary; empty cells for missing values."""
+    header = "| " + " | ".join(_MARKDOWN_HEADERS[c] for c in SUMMARY_COLUMNS) + " |"
+    rule = "|" + "|".join("---" if c == "method" else "---:" for c in SUMMARY_COLUMNS) + "|"
+    lines = [header, rule]
+    for _, row in summary.iterrows():
+        cells = []
+        for column in SUMMARY_COLUMNS:
+            value = row[column]
+            if column == "method":
+                cells.append(str(value))
+            elif value is None or (isinstance(value, float) and math.isnan(value)):
+                cells.append("")
+            else:
+                fmt = _MARKDOWN_FORMATS[column]
+                cells.append(fmt.format(int(value)) if fmt.endswith("d}") else fmt.format(float(value)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""The one interface every denoiser implements, classical, burst or learned.
+
+A method is a dataclass whose fields are its parameters, declared with :func:`param` so that
+``bench list``, ``--params`` files and tuning can see their type, default, range and meaning::
+
+    @register_method("my_filter")
+    @dataclass
+    class MyFilter(Method):
+        \"\"\"One line saying what it does.\"\"\"
+        kind = "classical"
+        strength: float = param(1.0, "multiplier on the noise level", low=0.25, high=4.0)
+
+        def denoise(self, raw: NoisyRaw) -> np.ndarray:
+            ...
+
+The harness builds one ``NoisyRaw`` per image and calls ``denoise`` on it; nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from bench.noise import NoiseProfile
+
+#: The kinds of method the registry knows. "burst" methods use every frame of ``NoisyRaw.frames``.
+METHOD_KINDS = ("reference", "classical", "burst", "learned")
+
+
+def param(default: Any, doc: str, low: float | None = None, high: float | None = None,
+          choices: tuple | None = None):
+    """Declare a method parameter: its default, a one-line meaning, and optionally its tuning range
+    (``low``..``high`` for numbers) or its allowed ``choices``."""
+    return field(default=default, metadata={"doc": doc, "low": low, "high": high, "choices": choices})
+
+
+class NoisyRaw:
+    """What a method receives for one image.
+
+    frames: ``(N, h, w, 4)`` float32 in [0, 1], read-only: normalised packed frames, frame 0 the
+        reference (N = 1 outside burst runs). ``packed`` is ``frames[0]``.
+    cfa: colour of each of the 4 planes, e.g. "BGGR".
+    noise: the noise profile of the frames (estimated from frame 0 or the dataset's true one, as the run
+        chose); computed the first time a method asks for it.
+    image_id: the dataset's id of the image (for messages only; methods must not key behaviour on it).
+    """
+
+    def __init__(self, frames: np.ndarray, cfa: str, noise: Callable[[], NoiseProfile], image_id: str):
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.ndim != 4 or frames.shape[-1] != 4:
+            raise ValueError(f"frames must be (N, h, w, 4), got {frames.shape}")
+        frames.setflags(write=False)
+        self.frames = frames
+        self.cfa = cfa
+        self.image_id = image_id
+        self._noise_fn = noise
+
+    @property
+    def packed(self) -> np.ndarray:
+        """``(h, w, 4)`` float32 in [0, 1]: the reference frame."""
+        return self.frames[0]
+
+    @cached_property
+    def noise(self) -> NoiseProfile:
+        return self._noise_fn()
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A declared parameter as seen by the command line and tuning."""
+
+    name: str
+    type: type
+    default: Any
+    doc: str
+    low: float | None
+    high: float | None
+    choices: tuple | None
+
+
+class Method:
+    """Base class of all denoisers. Subclasses are dataclasses whose fields are ``param(...)``s."""
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "classical"
+
+    def denoise(self, raw: NoisyRaw) -> np.ndarray:
+        """Return the denoised reference frame: ``(h, w, 4)`` float in [0, 1], same shape as ``raw.packed``."""
+        raise NotImplementedError
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this method cannot run here (missing package, missing weights), or None if it can.
+        Must be cheap: check, do not import heavy packages."""
+        return None
+
+    @classmethod
+    def describe(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    @classmethod
+    def params(cls) -> list[ParamSpec]:
+        hints = typing.get_type_hints(cls)
+        specs = []
+        for f in dataclasses.fields(cls):
+            meta = f.metadata
+            specs.append(ParamSpec(f.name, hints[f.name], f.default, meta.get("doc", ""),
+                                   meta.get("low"), meta.get("high"), meta.get("choices")))
+        return specs
+
+    def param_values(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
