@@ -1,0 +1,36 @@
+"""Small synthetic DNG data for tests (written to temporary folders only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bench.datasets import GT_DIR, NOISY_DIR, write_noise_profiles
+from bench.noise import NoiseProfile, add_noise
+from bench.rawio import write_dng_standalone
+
+
+def smooth_clean_mosaic(height: int, width: int, seed: int) -> np.ndarray:
+    """A smooth, textured clean ``(height, width)`` uint16 mosaic in [1024, 16383] (black level 1024)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
+    phase = rng.uniform(0, 2 * np.pi, 3)
+    level = 0.35 + 0.2 * np.sin(6 * xx + phase[0]) * np.cos(4 * yy + phase[1]) + 0.1 * np.sin(15 * (xx + yy) + phase[2])
+    return (np.clip(level, 0, 1) * 15359 + 1024).astype(np.uint16)
+
+
+def write_pair_folder(root: Path, count: int = 3, height: int = 64, width: int = 96,
+                      a: float = 2e-3, b: float = 1e-4) -> Path:
+    """Write ``count`` competition-layout pairs (and noise_profile.csv) under ``root``; return ``root``."""
+    (root / GT_DIR).mkdir(parents=True)
+    (root / NOISY_DIR).mkdir()
+    profiles = {}
+    for index in range(count):
+        clean = smooth_clean_mosaic(height, width, seed=index)
+        noisy = add_noise(clean, a, b, np.random.default_rng(100 + index), 1024, 16383)
+        write_dng_standalone(clean, root / GT_DIR / f"{index}_gt.dng")
+        write_dng_standalone(noisy, root / NOISY_DIR / f"{index}_noise.dng")
+        profiles[str(index)] = NoiseProfile(a, b)
+    write_noise_profiles(root / "noise_profile.csv", profiles)
+    return root

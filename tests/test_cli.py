@@ -1,0 +1,145 @@
+"""The command line as a user meets it: real subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bench(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, cwd=cwd or REPO,
+                          env=env, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+
+
+def test_list_shows_methods_kind_and_status():
+    result = bench("list")
+    assert result.returncode == 0
+    assert "noisy  [reference]  ready" in result.stdout
+
+
+def test_run_on_pairs_prints_table_and_writes_run_folder(pair_folder, tmp_path):
+    result = bench("run", "--methods", "noisy", "--data", str(pair_folder), "--out", str(tmp_path / "out"),
+                   "--limit", "2", "--save-outputs")
+    assert result.returncode == 0, result.stderr
+    assert "| noisy |" in result.stdout and "| method | Score |" in result.stdout
+    assert "[2/2] image 1 noisy" in result.stderr
+    run_dirs = list((tmp_path / "out" / "pairs").iterdir())
+    assert len(run_dirs) == 1
+    run_dir = run_dirs[0]
+    for name in ["per_image.csv", "summary.csv", "summary.md", "run.json", "outputs/noisy/0.dng",
+                 "outputs/noisy/1.dng"]:
+        assert (run_dir / name).is_file(), name
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["command"].endswith("-m bench run --methods noisy --data " + str(pair_folder) + " --out "
+                                      + str(tmp_path / "out") + " --limit 2 --save-outputs")
+
+
+def test_unknown_method(tmp_path):
+    assert_one_line_error(bench("run", "--methods", "bm4d_magic", "--out", str(tmp_path)),
+                          "unknown method 'bm4d_magic'", "Known methods: ", "noisy")
+
+
+def test_missing_dataset_folder(tmp_path):
+    assert_one_line_error(bench("run", "--methods", "noisy", "--data", str(tmp_path / "nope")),
+                          str(tmp_path / "nope"), "not found")
+
+
+def test_folder_with_no_pairs(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(bench("run", "--methods", "noisy", "--data", str(tmp_path / "empty")),
+                          "empty", "no images found")
+
+
+def test_truncated_file_stops_before_any_work(pair_folder, tmp_path):
+    path = pair_folder / "ground truth" / "2_gt.dng"
+    path.write_bytes(path.read_bytes()[:3000])
+    result = bench("run", "--methods", "noisy", "--data", str(pair_folder), "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, "2_gt.dng", "truncated")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreadable_dng(pair_folder):
+    (pair_folder / "noisy" / "1_noise.dng").write_bytes(b"not a dng at all")
+    assert_one_line_error(bench("run", "--methods", "noisy", "--data", str(pair_folder)),
+                          "1_noise.dng", "not a readable DNG")
+
+
+def test_size_mismatch(pair_folder):
+    from bench.rawio import write_dng_standalone
+    from tests.helpers import smooth_clean_mosaic
+
+    write_dng_standalone(smooth_clean_mosaic(32, 96, 0), pair_folder / "ground truth" / "0_gt.dng")
+    assert_one_line_error(bench("run", "--methods", "noisy", "--data", str(pair_folder)),
+                          "0_noise.dng", "does not match ground truth")
+
+
+def test_test_folder_cannot_be_scored(tmp_path):
+    from bench.rawio import write_dng_standalone
+    from tests.helpers import smooth_clean_mosaic
+
+    write_dng_standalone(smooth_clean_mosaic(32, 32, 0), tmp_path / "noisy0.dng")
+    assert_one_line_error(bench("run", "--methods", "noisy", "--data", str(tmp_path)), "has no ground truth")
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "cannot read params file"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ('{"nosy": {}}', "unknown method 'nosy'"),
+    ('{"noisy": {"strength": 2}}', "method 'noisy' has no parameter 'strength'"),
+])
+def test_bad_params_file(pair_folder, tmp_path, content, fragment):
+    params = tmp_path / "params.json"
+    if content is not None:
+        params.write_text(content)
+    result = bench("run", "--methods", "noisy", "--data", str(pair_folder), "--params", str(params),
+                   "--out", str(tmp_path / "out"))
+    assert_one_line_error(result, fragment)
+
+
+def test_oracle_needs_true_profiles(pair_folder):
+    (pair_folder / "noise_profile.csv").unlink()
+    assert_one_line_error(bench("run", "--methods", "noisy", "--data", str(pair_folder), "--noise", "oracle"),
+                          "--noise oracle needs the true profile")
+
+
+def test_exit_status_1_when_nothing_succeeded(pair_folder, tmp_path):
+    """Every (method, image) failing is a failed run; the tables are still written."""
+    (pair_folder / "noise_profile.csv").unlink()
+    plugin = tmp_path / "plugin"
+    plugin.mkdir()
+    (plugin / "sitecustomize.py").write_text(
+        "from dataclasses import dataclass\n"
+        "from methods.base import Method\n"
+        "from methods.registry import register_method\n"
+        "@register_method('_always_fails')\n"
+        "@dataclass\n"
+        "class AlwaysFails(Method):\n"
+        "    '''Fails.'''\n"
+        "    def denoise(self, raw):\n"
+        "        raise ValueError('no')\n")
+    env = dict(os.environ, PYTHONPATH=f"{plugin}{os.pathsep}{REPO}")
+    result = subprocess.run([sys.executable, "-m", "bench", "run", "--methods", "_always_fails", "--data",
+                             str(pair_folder), "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                            cwd=REPO, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert "FAILED: ValueError: no" in result.stderr
+    assert list((tmp_path / "out" / "pairs").glob("*/summary.md"))

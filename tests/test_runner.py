@@ -1,0 +1,241 @@
+"""bench run end to end: the scored files, failure isolation, interruption, noise modes, run records."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+import rawpy
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from bench.datasets import open_dataset
+from bench.embedded import embedded_dataset
+from bench.runner import RunConfig, run_benchmark
+from methods import registry
+from methods.base import Method, param
+
+
+@pytest.fixture
+def quiet():
+    messages = []
+    return messages.append, messages
+
+
+def _register(monkeypatch, name, cls):
+    monkeypatch.setitem(registry._REGISTRY, name, cls)
+    monkeypatch.setattr(cls, "name", name)
+
+
+@dataclass
+class _Blur(Method):
+    """3x3 box blur per plane; records the noise profile it was given."""
+
+    kind = "classical"
+    seen: list = param(None, "test hook")
+
+    def denoise(self, raw):
+        if self.seen is not None:
+            self.seen.append(raw.noise)
+        x = np.pad(raw.packed, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        h, w, _ = raw.packed.shape
+        return sum(x[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
+
+
+@dataclass
+class _Raises(Method):
+    """Always raises."""
+
+    def denoise(self, raw):
+        raise RuntimeError("boom\nsecond line")
+
+
+@dataclass
+class _WrongShape(Method):
+    """Drops a row."""
+
+    def denoise(self, raw):
+        return raw.packed[1:]
+
+
+@dataclass
+class _NaN(Method):
+    """Returns NaN."""
+
+    def denoise(self, raw):
+        out = raw.packed.copy()
+        out[0, 0, 0] = np.nan
+        return out
+
+
+@dataclass
+class _OutOfRange(Method):
+    """Returns values above 1."""
+
+    def denoise(self, raw):
+        return raw.packed + 2.0
+
+
+@dataclass
+class _Unavailable(Method):
+    """Needs a package that is not here."""
+
+    @classmethod
+    def unavailable_reason(cls):
+        return "package 'nothere' is not installed"
+
+    def denoise(self, raw):  # pragma: no cover - never called
+        raise AssertionError
+
+
+def test_saved_outputs_rescore_identically_with_plain_skimage(quiet, tmp_path):
+    """The issue's acceptance check, on the embedded set: the DNGs --save-outputs wrote, re-read with
+    rawpy and scored with plain scikit-image calls, give per_image.csv's PSNR and SSIM to 1e-9."""
+    dataset = embedded_dataset(log=quiet[0])
+    result = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path, save_outputs=True), log=quiet[0])
+    rows = pd.read_csv(result.run_dir / "per_image.csv", dtype={"image": str})
+    assert len(rows) == len(dataset.items) >= 12 and (rows["status"] == "ok").all()
+    for item, (_, row) in zip(dataset.items, rows.iterrows()):
+        saved = result.run_dir / "outputs" / "noisy" / f"{item.image_id}.dng"
+        with rawpy.imread(str(saved)) as r:
+            out = r.raw_image_visible.copy()
+        with rawpy.imread(str(item.gt_path)) as r:
+            gt = r.raw_image_visible.copy()
+        assert row["image"] == item.image_id
+        assert abs(peak_signal_noise_ratio(gt, out, data_range=16383) - row["psnr"]) < 1e-9
+        assert abs(structural_similarity(gt, out, data_range=16383) - row["ssim"]) < 1e-9
+        # the output of the identity method is the noisy file's mosaic through the float32 round trip
+        with rawpy.imread(str(item.noisy_path)) as r:
+            noisy = r.raw_image_visible.astype(np.int64)
+        assert np.abs(out.astype(np.int64) - noisy).max() <= 1
+
+
+def test_run_folder_contents(quiet, pair_folder, tmp_path):
+    dataset = open_dataset(pair_folder)
+    result = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path, command="cmd"), log=quiet[0])
+    assert result.run_dir.parent == tmp_path / "pairs"
+    per_image = pd.read_csv(result.run_dir / "per_image.csv")
+    assert list(per_image.columns[:7]) == ["method", "image", "psnr", "ssim", "ssim_col", "score", "seconds"]
+    summary = pd.read_csv(result.run_dir / "summary.csv")
+    for column in ["method", "psnr", "ssim", "ssim_col", "score", "seconds_per_image", "mp_per_second",
+                   "images", "failures"]:
+        assert column in summary.columns
+    assert summary.loc[0, "images"] == 3 and summary.loc[0, "failures"] == 0
+    assert summary.loc[0, "psnr"] == pytest.approx(per_image["psnr"].mean(), abs=1e-12)
+    assert summary.loc[0, "score"] == pytest.approx(per_image["score"].mean(), abs=1e-12)
+    record = json.loads((result.run_dir / "run.json").read_text())
+    assert record["command"] == "cmd" and record["status"] == "finished" and record["noise"] == "estimate"
+    assert record["methods"]["noisy"]["params"] == {}
+    assert "numpy" in record["versions"] and "rawpy" in record["versions"]
+    assert "git_commit" in record and len(record["dataset_fingerprint"]) == 64
+    markdown = (result.run_dir / "summary.md").read_text()
+    assert "| noisy |" in markdown and "regenerate: `cmd`" in markdown
+
+
+def test_fingerprint_changes_with_file_content(quiet, pair_folder, tmp_path):
+    first = run_benchmark(RunConfig(["noisy"], open_dataset(pair_folder), out_root=tmp_path), log=quiet[0])
+    path = pair_folder / "noisy" / "0_noise.dng"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1  # flip one bit of the last pixel
+    path.write_bytes(bytes(data))
+    second = run_benchmark(RunConfig(["noisy"], open_dataset(pair_folder), out_root=tmp_path), log=quiet[0])
+    fp = [json.loads((r.run_dir / "run.json").read_text())["dataset_fingerprint"] for r in (first, second)]
+    assert fp[0] != fp[1]
+
+
+def test_failing_methods_are_recorded_and_the_run_goes_on(monkeypatch, quiet, pair_folder, tmp_path):
+    for name, cls in [("_raises", _Raises), ("_shape", _WrongShape), ("_nan", _NaN), ("_range", _OutOfRange),
+                      ("_unavailable", _Unavailable)]:
+        _register(monkeypatch, name, cls)
+    names = ["_raises", "_shape", "noisy", "_nan", "_range", "_unavailable"]
+    result = run_benchmark(RunConfig(names, open_dataset(pair_folder), out_root=tmp_path), log=quiet[0])
+    rows = pd.read_csv(result.run_dir / "per_image.csv", keep_default_na=False)
+    by_method = {m: g for m, g in rows.groupby("method")}
+    assert (by_method["noisy"]["status"] == "ok").all()
+    expected = {"_raises": "RuntimeError: boom", "_shape": "returned shape (31, 48, 4), expected (32, 48, 4)",
+                "_nan": "1 NaN or infinite", "_range": "outside [0, 1]", "_unavailable": "unavailable: package"}
+    for name, text in expected.items():
+        group = by_method[name]
+        assert (group["status"] == "failed").all() and len(group) == 3
+        assert all(text in error and "\n" not in error for error in group["error"])
+    assert "second line" in (result.run_dir / "errors.log").read_text()
+    summary = result.summary.set_index("method")
+    assert summary.loc["_raises", "failures"] == 3 and summary.loc["_raises", "images"] == 0
+    assert result.summary.iloc[0]["method"] == "noisy"  # failed methods sort last
+    assert result.succeeded == 3 and result.failed == 15
+
+
+def test_interrupt_keeps_what_finished(monkeypatch, quiet, pair_folder, tmp_path):
+    calls = []
+
+    @dataclass
+    class _Interrupts(Method):
+        """Ctrl-C on the second image."""
+
+        def denoise(self, raw):
+            calls.append(raw.image_id)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return raw.packed
+
+    _register(monkeypatch, "_interrupts", _Interrupts)
+    result = run_benchmark(RunConfig(["noisy", "_interrupts"], open_dataset(pair_folder), out_root=tmp_path),
+                           log=quiet[0])
+    assert result.interrupted
+    rows = pd.read_csv(result.run_dir / "per_image.csv")
+    assert list(zip(rows["method"], rows["image"])) == [("noisy", 0), ("_interrupts", 0), ("noisy", 1)]
+    assert json.loads((result.run_dir / "run.json").read_text())["status"] == "interrupted"
+    assert (result.run_dir / "summary.md").is_file()
+
+
+def test_noise_modes_hand_methods_the_right_profile(monkeypatch, quiet, pair_folder, tmp_path):
+    _register(monkeypatch, "_blur", _Blur)
+    dataset = open_dataset(pair_folder)
+    seen = []
+    run = run_benchmark(RunConfig(["_blur"], dataset, out_root=tmp_path, noise_mode="oracle",
+                                  params={"_blur": {"seen": seen}}), log=quiet[0])
+    assert [(p.a, p.b, p.source) for p in seen] == [(2e-3, 1e-4, "oracle")] * 3
+    noise_table = pd.read_csv(run.run_dir / "noise.csv")
+    assert list(noise_table["source"]) == ["oracle"] * 3
+    seen.clear()
+    run = run_benchmark(RunConfig(["_blur"], dataset, out_root=tmp_path, noise_mode="estimate",
+                                  params={"_blur": {"seen": seen}}), log=quiet[0])
+    assert [p.source for p in seen] == ["estimate"] * 3
+    assert json.loads((run.run_dir / "run.json").read_text())["noise"] == "estimate"
+
+
+def test_blur_beats_noisy_so_scores_rank_methods(monkeypatch, quiet, pair_folder, tmp_path):
+    """A smoothing method on smooth synthetic images must outscore the identity: the table ranks real
+    differences."""
+    _register(monkeypatch, "_blur", _Blur)
+    result = run_benchmark(RunConfig(["noisy", "_blur"], open_dataset(pair_folder), out_root=tmp_path),
+                           log=quiet[0])
+    summary = result.summary.set_index("method")
+    assert summary.loc["_blur", "psnr"] > summary.loc["noisy", "psnr"] + 1.0
+    assert list(result.summary["method"]) == ["_blur", "noisy"]
+
+
+def test_input_error_mid_run_is_recorded_and_the_rest_scored(monkeypatch, quiet, pair_folder, tmp_path):
+    """A file that passes the structural pre-flight check but fails to decode costs only its image."""
+    dataset = open_dataset(pair_folder)
+    dataset.check_files()
+    import bench.datasets as datasets_module
+
+    real_read = datasets_module.read_dng
+
+    def flaky_read(path, *args, **kwargs):
+        if path.name == "1_noise.dng":
+            from bench.errors import BenchError
+
+            raise BenchError(f"{path}: rawpy could not decode it (LibRawDataError)")
+        return real_read(path, *args, **kwargs)
+
+    monkeypatch.setattr(datasets_module, "read_dng", flaky_read)
+    messages = []
+    result = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path), log=messages.append)
+    rows = pd.read_csv(result.run_dir / "per_image.csv", keep_default_na=False)
+    assert list(rows["status"]) == ["ok", "failed", "ok"]
+    assert "1_noise.dng: rawpy could not decode" in rows.loc[1, "error"]
+    assert any("input error" in m and "1_noise.dng" in m for m in messages)
