@@ -84,8 +84,10 @@ def manifest_problem(folder: Path) -> str | None:
     manifest = folder / MANIFEST_FILE
     if not manifest.is_file():
         return "not built yet" if not folder.exists() else "manifest missing"
-    for line in manifest.read_text().splitlines():
-        digest, name = line.split("  ", 1)
+    entries = [line.split("  ", 1) for line in manifest.read_text(errors="replace").splitlines()]
+    if len(entries) < 2 * len(SOURCES) + 2 or any(len(entry) != 2 for entry in entries):
+        return "manifest damaged"
+    for digest, name in entries:
         path = folder / name
         if not path.is_file():
             return f"{name} missing"

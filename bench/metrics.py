@@ -51,7 +51,8 @@ def ssim_col(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> f
 
 
 def score(psnr_db: float, ssim_value: float) -> float:
-    """Competition Score in points (0..100) from PSNR in dB and SSIM."""
+    """Competition Score in points from PSNR in dB and SSIM: 0 at or below 30 dB and SSIM 0.8, 100 at
+    60 dB and SSIM 1; not capped (the competition's formula), so it exceeds 100 above 60 dB."""
     return (0.8 * max(psnr_db - 30.0, 0.0) / 30.0 + 0.2 * max(ssim_value - 0.8, 0.0) / 0.2) * 100.0
 
 

@@ -65,14 +65,16 @@ class DngLayout:
     bits_per_sample: int
     compression: int
     byteorder: str  # "<" or ">"
+    tiled: bool
     data_offsets: tuple[int, ...]
     data_byte_counts: tuple[int, ...]
     file_size: int
 
     @property
     def is_contiguous_uncompressed_16bit(self) -> bool:
-        """True when the pixels are one uncompressed 16-bit run, the case the byte splice supports."""
-        if self.compression != 1 or self.bits_per_sample != 16:
+        """True when the pixels are one uncompressed 16-bit run of rows (strips, not tiles), the case the
+        byte splice supports."""
+        if self.compression != 1 or self.bits_per_sample != 16 or self.tiled:
             return False
         expected = self.height * self.width * 2
         ends = [o + n for o, n in zip(self.data_offsets, self.data_byte_counts)]
@@ -93,6 +95,8 @@ def inspect_dng(path: str | os.PathLike) -> DngLayout:
     import tifffile
 
     path = Path(path)
+    if path.is_dir():
+        raise BenchError(f"{path}: is a folder, not a DNG file")
     if not path.is_file():
         raise BenchError(f"{path}: file not found")
     size = path.stat().st_size
@@ -107,6 +111,7 @@ def inspect_dng(path: str | os.PathLike) -> DngLayout:
                 bits_per_sample=int(page.bitspersample),
                 compression=int(page.compression),
                 byteorder=tif.byteorder,
+                tiled=bool(page.is_tiled),
                 data_offsets=tuple(int(o) for o in page.dataoffsets),
                 data_byte_counts=tuple(int(n) for n in page.databytecounts),
                 file_size=size,
@@ -224,8 +229,7 @@ def write_dng_splice(template: str | os.PathLike, mosaic: np.ndarray, out_path: 
     payload = np.ascontiguousarray(mosaic, dtype=layout.byteorder + "u2").tobytes()
     start = layout.payload_offset
     data[start : start + len(payload)] = payload
-    _atomic_write(Path(out_path), bytes(data))
-    _verify_written(Path(out_path), mosaic, expected_size=layout.file_size)
+    _write_verified(Path(out_path), bytes(data), mosaic, expected_size=layout.file_size)
 
 
 def write_dng_standalone(
@@ -262,8 +266,7 @@ def write_dng_standalone(
         buffer, mosaic, photometric=_CFA_PHOTOMETRIC, compression=None, subfiletype=0,
         metadata=None, byteorder="<", extratags=tags,
     )
-    _atomic_write(Path(out_path), buffer.getvalue())
-    _verify_written(Path(out_path), mosaic, expected_size=None)
+    _write_verified(Path(out_path), buffer.getvalue(), mosaic, expected_size=None)
 
 
 def write_dng(
@@ -287,23 +290,21 @@ def write_dng(
     return "standalone"
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` then rename, so a crash never leaves half a file."""
+def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: int | None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, check it (size, and rawpy reads back exactly
+    ``mosaic``), then rename it into place: a crash or a failed check never leaves a bad file at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        size = tmp.stat().st_size
+        if expected_size is not None and size != expected_size:
+            raise BenchError(f"{path}: written file has {size} bytes, template had {expected_size}")
+        back = read_dng(tmp).mosaic
+        if back.shape != mosaic.shape or not np.array_equal(back, mosaic):
+            raise BenchError(f"{path}: re-reading the written DNG does not give back the written pixels")
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _verify_written(path: Path, mosaic: np.ndarray, expected_size: int | None) -> None:
-    size = path.stat().st_size
-    if expected_size is not None and size != expected_size:
-        raise BenchError(f"{path}: written file has {size} bytes, template had {expected_size}")
-    back = read_dng(path).mosaic
-    if back.shape != mosaic.shape or not np.array_equal(back, mosaic):
-        raise BenchError(f"{path}: re-reading the written DNG does not give back the written pixels")
+    finally:
+        tmp.unlink(missing_ok=True)
