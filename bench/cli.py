@@ -86,6 +86,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.datasets import open_dataset
     from bench.embedded import embedded_dataset
     from bench.runner import RunConfig, run_benchmark
+    from bench.tables import to_markdown
     from methods.registry import resolve_method_names
 
     names = resolve_method_names(args.methods)
@@ -100,8 +101,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"running {', '.join(names)} on {dataset.name} ({len(dataset.items)} images, noise: {args.noise})",
           file=sys.stderr)
     result = run_benchmark(config)
-    from bench.tables import to_markdown
-
     print(to_markdown(result.summary))
     print(f"\nresults: {result.run_dir}")
     if result.interrupted:
