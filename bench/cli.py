@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list`` and ``python -m bench run``.
+"""Command line: ``python -m bench list | run | tune | noise``.
 
 Errors in the user's input print one line (``error: <file>: <problem>``) and exit with status 2.
 """
@@ -42,20 +42,50 @@ def _build_parser() -> argparse.ArgumentParser:
     listing.add_argument("pattern", nargs="?", default="*", help="wildcard filter on method names")
     listing.set_defaults(handler=_cmd_list)
 
-    run = commands.add_parser("run", help="denoise, score and tabulate methods on a dataset")
+    data = argparse.ArgumentParser(add_help=False)
+    data.add_argument("--data", type=Path, help="dataset folder (competition layout); default: the embedded set")
+    data.add_argument("--limit", type=int, help="use only the first N images")
+    data.add_argument("--black-level", type=int, default=1024, help="black level (competition: 1024)")
+    data.add_argument("--white-level", type=int, default=16383, help="white level (competition: 16383)")
+    noise = argparse.ArgumentParser(add_help=False)
+    noise.add_argument("--noise", choices=("estimate", "oracle"), default="estimate",
+                       help="noise profile given to methods: estimated from each image (blind, default) or the "
+                            "dataset's true one (noise_profile.csv)")
+
+    run = commands.add_parser("run", parents=[data, noise], help="denoise, score and tabulate methods on a dataset")
     run.add_argument("--methods", required=True, help="comma-separated names or wildcards, e.g. noisy,bm3d")
-    run.add_argument("--data", type=Path, help="dataset folder (competition layout); default: the embedded set")
-    run.add_argument("--limit", type=int, help="use only the first N images")
     run.add_argument("--out", type=Path, default=Path("results"), help="output root (default: results/)")
     run.add_argument("--save-outputs", action="store_true", help="write each result as outputs/<method>/<image>.dng")
-    run.add_argument("--noise", choices=("estimate", "oracle"), default="estimate",
-                     help="noise profile given to methods: estimated from each image (blind, default) or the "
-                          "dataset's true one (noise_profile.csv)")
     run.add_argument("--params", type=Path, help='JSON file {"method": {"param": value}} overriding defaults')
-    run.add_argument("--black-level", type=int, default=1024, help="black level (competition: 1024)")
-    run.add_argument("--white-level", type=int, default=16383, help="white level (competition: 16383)")
     run.set_defaults(handler=_cmd_run)
+
+    tune = commands.add_parser("tune", parents=[data, noise],
+                               help="search a method's declared parameter ranges on training pairs")
+    tune.add_argument("--method", required=True, help="the method to tune")
+    tune.add_argument("--grid", type=int, default=5, help="values tried per numeric parameter (default 5)")
+    tune.add_argument("--rounds", type=int, default=1, help="passes over all parameters (default 1)")
+    tune.add_argument("--out", type=Path,
+                      help="params JSON to write (default: results/<dataset>/tuned/<method>.json); "
+                           "the trials go beside it as <method>.trials.csv")
+    tune.set_defaults(handler=_cmd_tune)
+
+    estimate = commands.add_parser("noise", parents=[data],
+                                   help="estimate the noise profile (a, b) of every noisy image")
+    estimate.add_argument("--csv", type=Path, help="write image,a,b to this CSV file")
+    estimate.set_defaults(handler=_cmd_noise)
     return parser
+
+
+def _open_dataset(args: argparse.Namespace):
+    """The dataset named by --data (or the embedded one), cut to --limit."""
+    from bench.datasets import open_dataset
+    from bench.embedded import embedded_dataset
+
+    if args.data is not None:
+        dataset = open_dataset(args.data, black_level=args.black_level, white_level=args.white_level)
+    else:
+        dataset = embedded_dataset(log=lambda message: print(message, file=sys.stderr))
+    return dataset.limited(args.limit)
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -83,19 +113,13 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from bench import provenance
-    from bench.datasets import open_dataset
-    from bench.embedded import embedded_dataset
     from bench.runner import RunConfig, run_benchmark
     from bench.tables import to_markdown
     from methods.registry import resolve_method_names
 
     names = resolve_method_names(args.methods)
     params = load_params_file(args.params) if args.params else {}
-    if args.data is not None:
-        dataset = open_dataset(args.data, black_level=args.black_level, white_level=args.white_level)
-    else:
-        dataset = embedded_dataset(log=lambda message: print(message, file=sys.stderr))
-    dataset = dataset.limited(args.limit)
+    dataset = _open_dataset(args)
     config = RunConfig(method_names=names, dataset=dataset, out_root=args.out, noise_mode=args.noise,
                        save_outputs=args.save_outputs, params=params, command=provenance.command_line())
     print(f"running {', '.join(names)} on {dataset.name} ({len(dataset.items)} images, noise: {args.noise})",
@@ -106,6 +130,60 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.interrupted:
         return EXIT_INTERRUPTED
     return 0 if result.succeeded else EXIT_NOTHING_SUCCEEDED
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from bench.tune import tune, tunable_params, write_params
+    from methods.registry import get_method_class
+
+    name = get_method_class(args.method).name
+    if args.grid < 2 or args.rounds < 1:
+        raise BenchError("--grid must be at least 2 and --rounds at least 1")
+    dataset = _open_dataset(args)
+    specs = tunable_params(name)
+    print(f"tuning {name} on {dataset.name} ({len(dataset.items)} images, noise: {args.noise}); parameters: "
+          f"{', '.join(s.name for s in specs)}", file=sys.stderr)
+    result = tune(name, dataset, noise_mode=args.noise, grid=args.grid, rounds=args.rounds,
+                  log=lambda message: print(message, file=sys.stderr, flush=True))
+    out = args.out or Path("results") / dataset.name / "tuned" / f"{name}.json"
+    write_params(out, result)
+    result.trials.to_csv(out.with_name(f"{name}.trials.csv"), index=False)
+    tuned = {s.name for s in specs}
+    print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in result.best_params.items() if k in tuned))
+    print(f"mean Score {result.best_score:.3f} on the {len(dataset.items)} tuning images "
+          f"(defaults: {result.default_score:.3f}); {len(result.trials)} settings tried")
+    print(f"params: {out}  (use: python -m bench run --methods {name} --params {out})")
+    return 0
+
+
+def _cmd_noise(args: argparse.Namespace) -> int:
+    from bench.datasets import write_noise_profiles
+    from bench.noise import NoiseProfile
+    from bench.noise_report import estimate_dataset, final_round_score
+
+    dataset = _open_dataset(args)
+    print(f"estimating the noise profile of {len(dataset.items)} images of {dataset.name}", file=sys.stderr)
+    table = estimate_dataset(dataset, log=lambda message: print(message, file=sys.stderr, flush=True))
+    estimates = {row.image: NoiseProfile(row.a, row.b, "estimate") for row in table.itertuples()}
+    if args.csv:
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        write_noise_profiles(args.csv, estimates)
+    known = [image for image in estimates if image in dataset.true_noise]
+    print(f"{'image':>6} {'a':>11} {'b':>11}" + (f" {'true a':>11} {'true b':>11}" if known else ""))
+    for image, profile in estimates.items():
+        line = f"{image:>6} {profile.a:11.4e} {profile.b:11.4e}"
+        if image in dataset.true_noise:
+            true = dataset.true_noise[image]
+            line += f" {true.a:11.4e} {true.b:11.4e}"
+        print(line)
+    print(f"mean {table['seconds'].mean():.2f} s per image")
+    if known and len(known) == len(estimates):
+        score = final_round_score(estimates, dataset.true_noise)
+        print(f"final-round score: {score:.2f}  "
+              "(100 - 100*mean(0.5*min(|a^-a|/a,1) + 0.5*min(|b^-b|/b,1)))")
+    if args.csv:
+        print(f"written: {args.csv}")
+    return 0
 
 
 def load_params_file(path: Path) -> dict[str, dict]:

@@ -146,7 +146,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
                     continue
                 file_hashes += [(_relative(item.noisy_path, dataset.root), pair.noisy_sha256),
                                 (_relative(item.gt_path, dataset.root), pair.gt_sha256)]
-                raw = _noisy_raw(pair, dataset, config.noise_mode)
+                raw = make_noisy_raw(pair, dataset, config.noise_mode)
                 if needs_noise:
                     started = time.perf_counter()
                     profile = raw.noise
@@ -181,7 +181,9 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     return RunResult(run_dir, summary, succeeded, failed, interrupted)
 
 
-def _noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str) -> NoisyRaw:
+def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str) -> NoisyRaw:
+    """The method input for one loaded image; its noise profile is the dataset's true one ("oracle") or
+    estimated from the image on first use ("estimate")."""
     packed = pair.noisy.normalized_packed()
     if noise_mode == "oracle":
         true = dataset.true_noise[pair.item.image_id]
@@ -196,17 +198,26 @@ def _noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str) -> NoisyRaw:
     return NoisyRaw(packed[None], pair.noisy.cfa, profile, pair.item.image_id)
 
 
+def denoise_to_mosaic(method: Method, raw: NoisyRaw, dataset: Dataset) -> tuple[np.ndarray, float]:
+    """Call the method (timed), validate its output and write it back the competition's way.
+
+    Returns the ``(H, W)`` uint16 mosaic that is scored (and saved) and the seconds ``denoise`` took.
+    Raises whatever the method raised, or MethodOutputError.
+    """
+    started = time.perf_counter()
+    out = method.denoise(raw)
+    seconds = time.perf_counter() - started
+    out = check_output(out, raw.packed.shape)
+    return unpack(denormalize(out, dataset.black_level, dataset.white_level)), seconds
+
+
 def _run_one(method: Method, raw: NoisyRaw, pair: LoadedPair, dataset: Dataset, run_dir: Path,
              save_outputs: bool) -> dict:
     """Denoise, write back to uint16, optionally save, score. Never raises for a method's fault."""
     image_id = pair.item.image_id
     megapixels = pair.noisy.mosaic.size / 1e6
     try:
-        started = time.perf_counter()
-        out = method.denoise(raw)
-        seconds = time.perf_counter() - started
-        out = check_output(out, raw.packed.shape)
-        mosaic = unpack(denormalize(out, dataset.black_level, dataset.white_level))
+        mosaic, seconds = denoise_to_mosaic(method, raw, dataset)
         if save_outputs:
             write_dng(mosaic, run_dir / "outputs" / method.name / f"{image_id}.dng", template=pair.item.noisy_path,
                       cfa=pair.noisy.cfa, black_level=dataset.black_level, white_level=dataset.white_level)
