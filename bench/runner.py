@@ -83,20 +83,25 @@ def check_output(out, expected_shape: tuple[int, ...]) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -> RunResult:
-    """Run every method on every image of ``config.dataset`` and write the run folder."""
-    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    dataset = config.dataset
+def check_scorable(dataset: Dataset, noise_mode: str) -> None:
+    """BenchError unless every image has ground truth and, for ``noise_mode`` "oracle", a true profile."""
     if not dataset.has_ground_truth:
         raise BenchError(f"{dataset.root}: has no ground truth, so it cannot be scored "
                          "(a test folder is for `bench export`)")
-    if config.noise_mode not in NOISE_MODES:
-        raise BenchError(f"--noise must be one of {NOISE_MODES}, got {config.noise_mode!r}")
-    if config.noise_mode == "oracle":
+    if noise_mode not in NOISE_MODES:
+        raise BenchError(f"--noise must be one of {NOISE_MODES}, got {noise_mode!r}")
+    if noise_mode == "oracle":
         missing = [item.image_id for item in dataset.items if item.image_id not in dataset.true_noise]
         if missing:
             raise BenchError(f"{dataset.root}: --noise oracle needs the true profile of image {missing[0]} "
                              "in noise_profile.csv (columns image,a,b)")
+
+
+def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -> RunResult:
+    """Run every method on every image of ``config.dataset`` and write the run folder."""
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    dataset = config.dataset
+    check_scorable(dataset, config.noise_mode)
     methods = {name: create_method(name, config.params.get(name)) for name in config.method_names}
     unavailable = {name: type(m).unavailable_reason() for name, m in methods.items()}
     unavailable = {name: reason for name, reason in unavailable.items() if reason}

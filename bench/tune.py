@@ -22,7 +22,7 @@ import pandas as pd
 from bench.datasets import Dataset, load_item
 from bench.errors import BenchError
 from bench.metrics import score_mosaic
-from bench.runner import denoise_to_mosaic, make_noisy_raw
+from bench.runner import check_scorable, denoise_to_mosaic, make_noisy_raw
 from methods.base import ParamSpec
 from methods.registry import create_method, get_method_class
 
@@ -65,10 +65,7 @@ def tune(name: str, dataset: Dataset, noise_mode: str = "estimate", grid: int = 
     reason = get_method_class(name).unavailable_reason()
     if reason:
         raise BenchError(f"method {name!r} cannot run here: {reason}")
-    if not dataset.has_ground_truth:
-        raise BenchError(f"{dataset.root}: tuning needs ground truth (noisy / ground truth pairs)")
-    if noise_mode == "oracle" and any(i.image_id not in dataset.true_noise for i in dataset.items):
-        raise BenchError(f"{dataset.root}: --noise oracle needs noise_profile.csv with every image")
+    check_scorable(dataset, noise_mode)
     dataset.check_files()
 
     pairs = [load_item(dataset, item) for item in dataset.items]
