@@ -63,8 +63,10 @@ def inverse_unbiased(d: np.ndarray, profile: NoiseProfile) -> np.ndarray:
     """Closed-form approximation of the exact unbiased inverse (Makitalo & Foi 2013) of :func:`forward`.
 
     ``d``: denoised values in the stabilised domain (an estimate of E[f(z)]). Returns values in the
-    original units, never below 0 (the transform of a zero signal is ``2*sqrt(3/8 + b/a**2)``; the
-    approximation's negative powers of ``d`` are not used below that point).
+    original units, never below 0. The approximation's negative powers of ``d`` blow up for small ``d``,
+    so below ``2*sqrt(3/8)`` (the transform of a zero signal when ``b = 0``) the result is 0; between
+    that and ``2*sqrt(3/8 + b/a**2)`` (zero signal in general) the formula itself gives values <= 0,
+    which are clipped to 0.
     """
     _check(profile)
     d = np.asarray(d, dtype=np.float64)

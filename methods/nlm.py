@@ -1,0 +1,68 @@
+"""Non-local means (OpenCV's fast NLM, 16-bit path) on the four Bayer planes, in the variance-stabilised domain.
+
+The stabilised planes (unit noise std) are scaled to 16-bit integers and filtered as one 4-channel image:
+OpenCV sums the L1 patch distance over the four planes, so all colours share one set of weights (more
+reliable than per-plane weights), while each output plane is still averaged only from pixels of its own
+colour. On the embedded set (oracle noise) this scores 55.78 against 54.77 for NLM on each plane separately,
+each with its best settings.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.vst import denoise_stabilised
+from methods.base import Method, NoisyRaw, param
+from methods.registry import register_method
+
+#: 16-bit levels per unit of noise std. Rounding to integers then adds noise of std 1/sqrt(12) level,
+#: about 0.01 % of the noise variance.
+LEVELS_PER_NOISE_STD = 32.0
+#: Headroom kept free at both ends of the 16-bit range.
+MARGIN_16BIT = 256.0
+
+
+@register_method("nlm")
+@dataclass
+class NonLocalMeans(Method):
+    """Non-local means (OpenCV fast NLM, 16-bit, L1 distance) on the 4 Bayer planes with shared weights."""
+
+    kind = "classical"
+    h: float = param(1.7, "filter strength: OpenCV's h for the 4-plane L1 distance, in units of the noise std",
+                     low=0.8, high=3.0)
+    template_window: int = param(3, "patch side in packed pixels (odd; an even value is rounded up)",
+                                 low=3, high=9)
+    search_window: int = param(13, "search window side in packed pixels (odd; an even value is rounded up)",
+                               low=7, high=31)
+
+    def denoise(self, raw: NoisyRaw) -> np.ndarray:
+        return denoise_stabilised(raw.packed, raw.noise, self._denoise_unit_noise)
+
+    def _denoise_unit_noise(self, stabilised: np.ndarray) -> np.ndarray:
+        """``(h, w, 4)`` float64 with unit noise std -> the denoised ``(h, w, 4)`` float64, through OpenCV's
+        16-bit NLM on a ``(h, w, 4)`` uint16 image."""
+        import cv2
+
+        lowest = stabilised.min(axis=(0, 1))
+        spread = max(float((stabilised.max(axis=(0, 1)) - lowest).max()), 1e-12)
+        # LEVELS_PER_NOISE_STD, unless the widest plane would then not fit in 16 bits (very small b, a = 0).
+        scale = min(LEVELS_PER_NOISE_STD, (65535.0 - 2 * MARGIN_16BIT) / spread)
+        as_uint16 = np.round((stabilised - lowest) * scale + MARGIN_16BIT).astype(np.uint16)
+        filtered = cv2.fastNlMeansDenoising(as_uint16, h=[self.h * scale],
+                                            templateWindowSize=_odd(self.template_window),
+                                            searchWindowSize=_odd(self.search_window), normType=cv2.NORM_L1)
+        return (filtered.astype(np.float64) - MARGIN_16BIT) / scale + lowest
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if importlib.util.find_spec("cv2") is None:
+            return "OpenCV is not installed (pip install opencv-python-headless)"
+        return None
+
+
+def _odd(size: int) -> int:
+    """OpenCV's window sizes must be odd: an even size is rounded up."""
+    return size if size % 2 == 1 else size + 1
