@@ -143,3 +143,23 @@ def test_exit_status_1_when_nothing_succeeded(pair_folder, tmp_path):
     assert result.returncode == 1, result.stderr
     assert "FAILED: ValueError: no" in result.stderr
     assert list((tmp_path / "out" / "pairs").glob("*/summary.md"))
+
+
+def test_tune_writes_a_params_file_that_run_loads(pair_folder, tmp_path):
+    out = tmp_path / "tuned" / "bilateral.json"
+    result = bench("tune", "--method", "bilateral", "--data", str(pair_folder), "--noise", "oracle", "--grid", "2",
+                   "--limit", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "bilateral: sigma_color=" in result.stdout and "mean Score" in result.stdout
+    params = json.loads(out.read_text())
+    assert set(params) == {"bilateral"} and {"sigma_color", "sigma_space", "diameter"} <= set(params["bilateral"])
+    assert (tmp_path / "tuned" / "bilateral.trials.csv").is_file()
+    run = bench("run", "--methods", "bilateral", "--data", str(pair_folder), "--noise", "oracle", "--limit", "2",
+                "--params", str(out), "--out", str(tmp_path / "runs"))
+    assert run.returncode == 0, run.stderr
+    record = json.loads(next((tmp_path / "runs" / "pairs").glob("*/run.json")).read_text())
+    assert record["methods"]["bilateral"]["params"] == params["bilateral"]
+
+
+def test_tune_unknown_method():
+    assert_one_line_error(bench("tune", "--method", "bilatteral"), "unknown method 'bilatteral'")
