@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.rawio import denormalize, normalize, pack, unpack
+from bench.noise_estimation import DEFAULT_BLOCK, estimate_profile
+from bench.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, denormalize, normalize, pack,
+                         unpack)
 
 A_RANGE = (1e-4, 1e-2)
 B_RANGE = (1e-6, 1e-3)
@@ -44,60 +46,16 @@ def add_noise(
     return unpack(denormalize(noisy, black_level, white_level))
 
 
-# A 3x3 second-difference kernel: zero response to constant and linear signals, unit gain for white noise
-# (the squares of its taps sum to 1), so the filtered image's variance is the noise variance where the
-# scene is locally smooth.
-_RESIDUAL_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64) / 6.0
+def estimate_noise(packed: np.ndarray, *, block: int = DEFAULT_BLOCK,
+                   step: float = 1.0 / (COMPETITION_WHITE_LEVEL - COMPETITION_BLACK_LEVEL)) -> NoiseProfile:
+    """Estimate ``(a, b)`` of one noisy image from the image alone (the competition's final-round task).
 
-
-def estimate_noise(packed: np.ndarray, block: int = 8, bins: int = 24) -> NoiseProfile:
-    """Estimate ``(a, b)`` of one noisy image from the image alone.
-
-    packed: ``(h, w, 4)`` normalised noisy image (float, values in [0, 1]).
-
-    Per plane, the image is cut into ``block`` x ``block`` tiles; each tile gives its mean level and the
-    variance of a high-pass residual. Tiles are grouped by level; within a group the lower quartile of
-    tile variances (texture only adds variance) stands for the noise variance, corrected for the bias of
-    taking a quartile of chi-square distributed values. Levels so close to 0 or 1 that clipping lowers
-    the variance are left out. A weighted least-squares line through (level, variance) gives ``a, b``.
+    packed: ``(h, w, 4)`` normalised noisy image (float, values in [0, 1]; ``h, w >= block + 6``).
+    block: side of the tiles the image is cut into. step: one DN in the normalised domain (the stored
+    values are whole DN; the default is the competition's 1/15359).
+    Returns ``NoiseProfile(a, b, source="estimate")`` with ``a`` in ``A_RANGE`` and ``b`` in ``B_RANGE``.
+    Deterministic. The method (flat-tile selection, clipping-aware likelihood, score-optimal choice) is
+    described in ``bench.noise_estimation``.
     """
-    from scipy.ndimage import convolve
-    from scipy.stats import chi2
-
-    levels, variances = [], []
-    for plane in np.moveaxis(np.asarray(packed, dtype=np.float64), -1, 0):
-        residual = convolve(plane, _RESIDUAL_KERNEL, mode="reflect")
-        h = (plane.shape[0] // block) * block
-        w = (plane.shape[1] // block) * block
-        tiles = (h // block, block, w // block, block)
-        levels.append(plane[:h, :w].reshape(tiles).mean(axis=(1, 3)).ravel())
-        variances.append((residual[:h, :w].reshape(tiles) ** 2).mean(axis=(1, 3)).ravel())
-    level = np.concatenate(levels)
-    variance = np.concatenate(variances)
-
-    # Neighbouring residuals share pixels, so a tile holds fewer independent samples than block**2.
-    dof = block * block / 4.0
-    quantile = 0.25
-    bias = chi2.ppf(quantile, dof) / dof
-
-    edges = np.quantile(level, np.linspace(0, 1, bins + 1))
-    xs, ys, weights = [], [], []
-    for lo, hi in zip(edges[:-1], edges[1:]):
-        inside = (level >= lo) & (level <= hi)
-        if inside.sum() < 8:
-            continue
-        x = float(np.median(level[inside]))
-        v = float(np.quantile(variance[inside], quantile)) / bias
-        sigma = np.sqrt(max(v, 0.0))
-        if x - 3 * sigma <= 0.0 or x + 3 * sigma >= 1.0:
-            continue  # clipping at 0 or 1 lowers the measured variance
-        xs.append(x)
-        ys.append(v)
-        weights.append(inside.sum() / max(v, 1e-12) ** 2)
-    if len(xs) < 2:
-        v = float(np.median(variance)) / bias
-        return NoiseProfile(a=0.0, b=max(v, 0.0), source="estimate")
-    design = np.stack([np.asarray(xs), np.ones(len(xs))], axis=1)
-    root_w = np.sqrt(np.asarray(weights))
-    (a, b), *_ = np.linalg.lstsq(design * root_w[:, None], np.asarray(ys) * root_w, rcond=None)
-    return NoiseProfile(a=float(max(a, 0.0)), b=float(max(b, 0.0)), source="estimate")
+    a, b = estimate_profile(packed, block=block, step=step, a_range=A_RANGE, b_range=B_RANGE)
+    return NoiseProfile(a=a, b=b, source="estimate")
