@@ -8,6 +8,7 @@ Recipe, per image:
 1. crop a colour photograph shipped with scikit-image (table ``SOURCES``);
 2. unprocess sRGB to linear camera RGB (Brooks et al. 2019): inverse tone curve, inverse gamma,
    inverse colour matrix, inverse white-balance and brightness gains with highlights protected;
+   then a slight optical blur (``OPTICAL_BLUR_SIGMA``) that removes most of the photograph's own grain;
 3. mosaic to BGGR and store as the 16-bit ground truth (black 1024, white 16383);
 4. add noise with the organisers' generator at the image's noise group: five groups, (a, b) log-spaced
    over a in [1e-4, 1e-2] and b in [1e-6, 1e-3], three images each. The true (a, b) go to
@@ -30,7 +31,7 @@ from bench.datasets import GT_DIR, NOISE_PROFILE_FILE, NOISY_DIR, Dataset, open_
 from bench.noise import NoiseProfile, add_noise
 from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, denormalize, unpack, write_dng_standalone
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 DATASET_NAME = "embedded"
 MANIFEST_FILE = "MANIFEST.sha256"
 SEED = 20220
@@ -56,6 +57,11 @@ SOURCES = (
 IMAGES_PER_GROUP = 3
 GROUP_A = tuple(float(v) for v in np.logspace(-4, -2, 5))
 GROUP_B = tuple(float(v) for v in np.logspace(-6, -3, 5))
+#: Standard deviation, in pixels, of the Gaussian "lens" blur applied to the linear image before mosaicking.
+#: The 8-bit photographs carry their own grain, which would otherwise stay in the ground truth as noise
+#: that no denoiser should keep and that a noise estimator cannot tell from the added noise; the blur
+#: lowers its standard deviation about 3.5-fold (real optics are not sharp at the pixel level either).
+OPTICAL_BLUR_SIGMA = 1.0
 #: A typical phone camera-to-sRGB colour matrix (rows sum to 1, so grey stays grey); its inverse takes
 #: sRGB-primaries linear values back to camera space.
 CAM_TO_SRGB = np.array([[1.72, -0.61, -0.11], [-0.26, 1.56, -0.30], [0.02, -0.52, 1.50]])
@@ -111,6 +117,8 @@ def build(folder: Path) -> None:
 
 
 def _build_into(folder: Path) -> None:
+    from scipy.ndimage import gaussian_filter
+
     (folder / GT_DIR).mkdir()
     (folder / NOISY_DIR).mkdir()
     profiles: dict[str, NoiseProfile] = {}
@@ -121,6 +129,7 @@ def _build_into(folder: Path) -> None:
         rgb = _load_source(source)[top : top + height, left : left + width]
         params_rng = np.random.default_rng([SEED, index, 0])
         linear, gains = unprocess(rgb.astype(np.float64) / 255.0, params_rng)
+        linear = gaussian_filter(linear, sigma=(OPTICAL_BLUR_SIGMA, OPTICAL_BLUR_SIGMA, 0), mode="reflect")
         gt = denormalize(mosaic_bggr(linear), COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
         noisy = add_noise(gt, a, b, np.random.default_rng([SEED, index, 1]),
                           COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
