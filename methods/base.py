@@ -19,6 +19,7 @@ The harness builds one ``NoisyRaw`` per image and calls ``denoise`` on it; nothi
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import typing
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -88,6 +89,8 @@ class Method:
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "classical"
+    #: Packages the method imports when it runs: import name -> pip package name.
+    requires: ClassVar[dict[str, str]] = {}
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         """Return the denoised reference frame: ``(h, w, 4)`` float in [0, 1], same shape as ``raw.packed``."""
@@ -96,7 +99,10 @@ class Method:
     @classmethod
     def unavailable_reason(cls) -> str | None:
         """Why this method cannot run here (missing package, missing weights), or None if it can.
-        Must be cheap: check, do not import heavy packages."""
+        Must be cheap: check, do not import heavy packages. By default, checks ``requires``."""
+        for module, package in cls.requires.items():
+            if importlib.util.find_spec(module) is None:
+                return f"the {package} package is not installed (pip install {package})"
         return None
 
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +17,7 @@ class Bilateral(Method):
     """Bilateral filter (OpenCV) on each same-colour Bayer plane after a variance-stabilising transform."""
 
     kind = "classical"
+    requires = {"cv2": "opencv-python-headless"}
     sigma_color: float = param(2.25, "range (intensity) sigma, in units of the noise standard deviation",
                                low=1.0, high=4.0)
     sigma_space: float = param(1.5, "spatial sigma, in packed pixels", low=0.75, high=3.0)
@@ -37,8 +37,3 @@ class Bilateral(Method):
             out[..., plane] = cv2.bilateralFilter(src, self.diameter, self.sigma_color, self.sigma_space)
         return out
 
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if importlib.util.find_spec("cv2") is None:
-            return "OpenCV is not installed (pip install opencv-python-headless)"
-        return None

@@ -20,7 +20,6 @@ method on a multi-tile image with more than one worker therefore needs the usual
 
 from __future__ import annotations
 
-import importlib.util
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -50,6 +49,7 @@ class BM3D(Method):
     """BM3D (reference bm3d package, both stages) on the 4 Bayer planes jointly after a VST and a 2x2 Haar."""
 
     kind = "classical"
+    requires = {"bm3d": "bm3d"}
     sigma_scale: float = param(0.9, "noise std given to BM3D, in units of the stabilised noise std",
                                low=0.7, high=1.2)
     tile_size: int = param(512, "side of the square tiles (packed pixels) denoised independently and in "
@@ -77,11 +77,6 @@ class BM3D(Method):
             denoised[tile.core] = result[tile.core_in_padded]
         return denoised @ HAAR_2X2
 
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if importlib.util.find_spec("bm3d") is None:
-            return "the bm3d package is not installed (pip install bm3d)"
-        return None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ each with its best settings.
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +30,7 @@ class NonLocalMeans(Method):
     """Non-local means (OpenCV fast NLM, 16-bit, L1 distance) on the 4 Bayer planes with shared weights."""
 
     kind = "classical"
+    requires = {"cv2": "opencv-python-headless"}
     h: float = param(1.7, "filter strength: OpenCV's h for the 4-plane L1 distance, in units of the noise std",
                      low=0.8, high=3.0)
     template_window: int = param(3, "patch side in packed pixels (odd; an even value is rounded up)",
@@ -56,11 +56,6 @@ class NonLocalMeans(Method):
                                             searchWindowSize=_odd(self.search_window), normType=cv2.NORM_L1)
         return (filtered.astype(np.float64) - MARGIN_16BIT) / scale + lowest
 
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if importlib.util.find_spec("cv2") is None:
-            return "OpenCV is not installed (pip install opencv-python-headless)"
-        return None
 
 
 def _odd(size: int) -> int:

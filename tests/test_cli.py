@@ -163,3 +163,21 @@ def test_tune_writes_a_params_file_that_run_loads(pair_folder, tmp_path):
 
 def test_tune_unknown_method():
     assert_one_line_error(bench("tune", "--method", "bilatteral"), "unknown method 'bilatteral'")
+
+
+def test_noise_writes_csv_and_prints_final_round_score(pair_folder, tmp_path):
+    csv_path = tmp_path / "profiles.csv"
+    result = bench("noise", "--data", str(pair_folder), "--csv", str(csv_path))
+    assert result.returncode == 0, result.stderr
+    assert "final-round score:" in result.stdout
+    lines = csv_path.read_text().splitlines()
+    assert lines[0] == "image,a,b" and [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+    a_values = [float(line.split(",")[1]) for line in lines[1:]]
+    assert all(1e-4 <= a <= 1e-2 for a in a_values)
+
+
+def test_noise_without_true_profiles_prints_no_score(pair_folder):
+    (pair_folder / "noise_profile.csv").unlink()
+    result = bench("noise", "--data", str(pair_folder))
+    assert result.returncode == 0, result.stderr
+    assert "final-round score" not in result.stdout and "true a" not in result.stdout

@@ -116,3 +116,15 @@ def test_listing_imports_no_heavy_packages():
             "print(','.join(heavy))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_declared_requirement_that_is_missing_makes_a_method_unavailable():
+    @dataclass
+    class NeedsMissing(Method):
+        """Needs a package that does not exist."""
+
+        requires = {"surely_not_a_module_xyz": "surely-not-a-package"}
+
+    reason = NeedsMissing.unavailable_reason()
+    assert reason == "the surely-not-a-package package is not installed (pip install surely-not-a-package)"
+    assert registry.get_method_class("bm3d").unavailable_reason() is None
