@@ -34,3 +34,19 @@ def write_pair_folder(root: Path, count: int = 3, height: int = 64, width: int =
         profiles[str(index)] = NoiseProfile(a, b)
     write_noise_profiles(root / "noise_profile.csv", profiles)
     return root
+
+
+def register_for_test(monkeypatch, name: str, cls) -> str:
+    """Register method class ``cls`` as ``name`` for one test (monkeypatch undoes it); returns ``name``."""
+    from methods import registry
+
+    monkeypatch.setitem(registry._REGISTRY, name, cls)
+    monkeypatch.setattr(cls, "name", name)
+    return name
+
+
+def box_blur3(packed: np.ndarray) -> np.ndarray:
+    """3x3 box filter of each plane of an ``(h, w, 4)`` image, edges replicated; same shape and range."""
+    x = np.pad(packed, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w, _ = packed.shape
+    return sum(x[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0

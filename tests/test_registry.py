@@ -11,6 +11,7 @@ import pytest
 from bench.errors import BenchError
 from methods import registry
 from methods.base import Method, param
+from tests.helpers import register_for_test
 
 
 @dataclass
@@ -28,9 +29,7 @@ class _Tunable(Method):
 
 @pytest.fixture
 def tunable(monkeypatch):
-    monkeypatch.setitem(registry._REGISTRY, "_tunable", _Tunable)
-    monkeypatch.setattr(_Tunable, "name", "_tunable")
-    return "_tunable"
+    return register_for_test(monkeypatch, "_tunable", _Tunable)
 
 
 def test_noisy_is_registered_and_ready():

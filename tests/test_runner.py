@@ -14,19 +14,14 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from bench.datasets import open_dataset
 from bench.embedded import embedded_dataset
 from bench.runner import RunConfig, run_benchmark
-from methods import registry
 from methods.base import Method, param
+from tests.helpers import box_blur3, register_for_test
 
 
 @pytest.fixture
 def quiet():
     messages = []
     return messages.append, messages
-
-
-def _register(monkeypatch, name, cls):
-    monkeypatch.setitem(registry._REGISTRY, name, cls)
-    monkeypatch.setattr(cls, "name", name)
 
 
 @dataclass
@@ -39,9 +34,7 @@ class _Blur(Method):
     def denoise(self, raw):
         if self.seen is not None:
             self.seen.append(raw.noise)
-        x = np.pad(raw.packed, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        h, w, _ = raw.packed.shape
-        return sum(x[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
+        return box_blur3(raw.packed)
 
 
 @dataclass
@@ -148,7 +141,7 @@ def test_fingerprint_changes_with_file_content(quiet, pair_folder, tmp_path):
 def test_failing_methods_are_recorded_and_the_run_goes_on(monkeypatch, quiet, pair_folder, tmp_path):
     for name, cls in [("_raises", _Raises), ("_shape", _WrongShape), ("_nan", _NaN), ("_range", _OutOfRange),
                       ("_unavailable", _Unavailable)]:
-        _register(monkeypatch, name, cls)
+        register_for_test(monkeypatch, name, cls)
     names = ["_raises", "_shape", "noisy", "_nan", "_range", "_unavailable"]
     result = run_benchmark(RunConfig(names, open_dataset(pair_folder), out_root=tmp_path), log=quiet[0])
     rows = pd.read_csv(result.run_dir / "per_image.csv", keep_default_na=False)
@@ -180,7 +173,7 @@ def test_interrupt_keeps_what_finished(monkeypatch, quiet, pair_folder, tmp_path
                 raise KeyboardInterrupt
             return raw.packed
 
-    _register(monkeypatch, "_interrupts", _Interrupts)
+    register_for_test(monkeypatch, "_interrupts", _Interrupts)
     result = run_benchmark(RunConfig(["noisy", "_interrupts"], open_dataset(pair_folder), out_root=tmp_path),
                            log=quiet[0])
     assert result.interrupted
@@ -191,7 +184,7 @@ def test_interrupt_keeps_what_finished(monkeypatch, quiet, pair_folder, tmp_path
 
 
 def test_noise_modes_hand_methods_the_right_profile(monkeypatch, quiet, pair_folder, tmp_path):
-    _register(monkeypatch, "_blur", _Blur)
+    register_for_test(monkeypatch, "_blur", _Blur)
     dataset = open_dataset(pair_folder)
     seen = []
     run = run_benchmark(RunConfig(["_blur"], dataset, out_root=tmp_path, noise_mode="oracle",
@@ -209,7 +202,7 @@ def test_noise_modes_hand_methods_the_right_profile(monkeypatch, quiet, pair_fol
 def test_blur_beats_noisy_so_scores_rank_methods(monkeypatch, quiet, pair_folder, tmp_path):
     """A smoothing method on smooth synthetic images must outscore the identity: the table ranks real
     differences."""
-    _register(monkeypatch, "_blur", _Blur)
+    register_for_test(monkeypatch, "_blur", _Blur)
     result = run_benchmark(RunConfig(["noisy", "_blur"], open_dataset(pair_folder), out_root=tmp_path),
                            log=quiet[0])
     summary = result.summary.set_index("method")

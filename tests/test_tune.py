@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 
 from bench.cli import load_params_file
@@ -13,8 +12,8 @@ from bench.datasets import open_dataset
 from bench.errors import BenchError
 from bench.runner import RunConfig, run_benchmark
 from bench.tune import candidate_values, tune, write_params
-from methods import registry
 from methods.base import Method, ParamSpec, param
+from tests.helpers import box_blur3, register_for_test
 
 
 @dataclass
@@ -28,17 +27,12 @@ class _Blend(Method):
     def denoise(self, raw):
         if self.mode == "broken":
             raise RuntimeError("this setting fails")
-        x = np.pad(raw.packed, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        h, w, _ = raw.packed.shape
-        blur = sum(x[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
-        return (1 - self.weight) * raw.packed + self.weight * blur
+        return (1 - self.weight) * raw.packed + self.weight * box_blur3(raw.packed)
 
 
 @pytest.fixture
 def blend(monkeypatch):
-    monkeypatch.setitem(registry._REGISTRY, "_blend", _Blend)
-    monkeypatch.setattr(_Blend, "name", "_blend")
-    return "_blend"
+    return register_for_test(monkeypatch, "_blend", _Blend)
 
 
 def test_candidate_values():
