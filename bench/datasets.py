@@ -54,6 +54,11 @@ class Dataset:
     true_noise: dict[str, NoiseProfile] = field(default_factory=dict)
 
     @property
+    def dn_step(self) -> float:
+        """One stored level (DN) in the normalised domain: ``1 / (white - black)``."""
+        return 1.0 / (self.white_level - self.black_level)
+
+    @property
     def has_ground_truth(self) -> bool:
         return all(item.gt_path is not None for item in self.items)
 

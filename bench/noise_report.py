@@ -11,8 +11,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from bench.datasets import Dataset, load_item
+from bench.datasets import Dataset
 from bench.noise import NoiseProfile, estimate_noise
+from bench.rawio import read_dng
 
 
 def final_round_score(estimates: dict[str, NoiseProfile], truths: dict[str, NoiseProfile]) -> float:
@@ -40,15 +41,16 @@ def estimate_dataset(dataset: Dataset, log: Callable[[str], None]) -> pd.DataFra
     """Estimate the noise profile of every noisy image of ``dataset``, in dataset order.
 
     Returns a DataFrame with columns image (id, str), a, b (floats) and seconds (time spent estimating
-    that image, file reading excluded). ``log`` gets one progress line per image. A file that cannot be
-    read raises BenchError (from ``bench.datasets.load_item``).
+    that image, file reading excluded). ``log`` gets one progress line per image. Only the noisy files are
+    read; one that cannot be read raises BenchError (from ``bench.rawio.read_dng``).
     """
     rows = []
     total = len(dataset.items)
     for position, item in enumerate(dataset.items, start=1):
-        packed = load_item(dataset, item).noisy.normalized_packed()
+        noisy = read_dng(item.noisy_path, dataset.black_level, dataset.white_level)
+        packed = noisy.normalized_packed()
         start = time.perf_counter()
-        profile = estimate_noise(packed)
+        profile = estimate_noise(packed, step=dataset.dn_step)
         seconds = time.perf_counter() - start
         rows.append({"image": item.image_id, "a": profile.a, "b": profile.b, "seconds": seconds})
         log(f"[{position}/{total}] image {item.image_id}: a={profile.a:.4g} b={profile.b:.4g} ({seconds:.2f} s)")

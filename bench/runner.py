@@ -198,7 +198,7 @@ def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str) -> Noisy
     else:
 
         def profile() -> NoiseProfile:
-            return estimate_noise(packed)
+            return estimate_noise(packed, step=dataset.dn_step)
 
     return NoisyRaw(packed[None], pair.noisy.cfa, profile, pair.item.image_id)
 

@@ -232,3 +232,22 @@ def test_input_error_mid_run_is_recorded_and_the_rest_scored(monkeypatch, quiet,
     assert list(rows["status"]) == ["ok", "failed", "ok"]
     assert "1_noise.dng: rawpy could not decode" in rows.loc[1, "error"]
     assert any("input error" in m and "1_noise.dng" in m for m in messages)
+
+
+def test_estimated_noise_uses_the_datasets_own_levels(monkeypatch, quiet, pair_folder, tmp_path):
+    """With overridden black/white levels, the estimator models truncation to that sensor's DN, not the
+    competition's."""
+    import bench.runner as runner_module
+
+    steps = []
+    real_estimate = runner_module.estimate_noise
+
+    def recording_estimate(packed, *, step):
+        steps.append(step)
+        return real_estimate(packed, step=step)
+
+    monkeypatch.setattr(runner_module, "estimate_noise", recording_estimate)
+    register_for_test(monkeypatch, "_blur", _Blur)
+    dataset = open_dataset(pair_folder, black_level=512, white_level=16383)
+    run_benchmark(RunConfig(["_blur"], dataset, out_root=tmp_path), log=quiet[0])
+    assert steps == [1.0 / (16383 - 512)] * 3
