@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
 from bench.errors import BenchError
 
 EXIT_NOTHING_SUCCEEDED = 1
@@ -52,14 +53,25 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="noise profile given to methods: estimated from each image (blind, default) or the "
                             "dataset's true one (noise_profile.csv)")
 
-    run = commands.add_parser("run", parents=[data, noise], help="denoise, score and tabulate methods on a dataset")
+    burst = argparse.ArgumentParser(add_help=False)
+    burst.add_argument("--burst", type=int, metavar="N",
+                       help="give burst methods N frames per image (real ones from DIR/burst/ if the dataset has "
+                            "them, else synthetic frames with camera motion); single-frame methods get frame 0")
+    burst.add_argument("--burst-motion", type=float, default=DEFAULT_MAX_SHIFT, metavar="PIXELS",
+                       help=f"synthetic bursts: largest shift in x and y, sensor pixels (default {DEFAULT_MAX_SHIFT})")
+    burst.add_argument("--burst-rotation", type=float, default=DEFAULT_MAX_ROTATION, metavar="DEGREES",
+                       help=f"synthetic bursts: largest rotation (default {DEFAULT_MAX_ROTATION}); "
+                            "--burst-motion 0 --burst-rotation 0 makes static bursts")
+    burst.add_argument("--burst-seed", type=int, default=DEFAULT_SEED, help="synthetic bursts: random seed")
+
+    run = commands.add_parser("run", parents=[data, noise, burst], help="denoise, score and tabulate methods on a dataset")
     run.add_argument("--methods", required=True, help="comma-separated names or wildcards, e.g. noisy,bm3d")
     run.add_argument("--out", type=Path, default=Path("results"), help="output root (default: results/)")
     run.add_argument("--save-outputs", action="store_true", help="write each result as outputs/<method>/<image>.dng")
     run.add_argument("--params", type=Path, help='JSON file {"method": {"param": value}} overriding defaults')
     run.set_defaults(handler=_cmd_run)
 
-    tune = commands.add_parser("tune", parents=[data, noise],
+    tune = commands.add_parser("tune", parents=[data, noise, burst],
                                help="search a method's declared parameter ranges on training pairs")
     tune.add_argument("--method", required=True, help="the method to tune")
     tune.add_argument("--grid", type=int, default=5, help="values tried per numeric parameter (default 5)")
@@ -88,6 +100,19 @@ def _open_dataset(args: argparse.Namespace):
     return dataset.limited(args.limit)
 
 
+def _burst_spec(args: argparse.Namespace):
+    """The BurstSpec of --burst and its options, or None without --burst."""
+    from bench.burst import BurstSpec
+
+    if args.burst is None:
+        return None
+    if args.burst < 1:
+        raise BenchError(f"--burst must be at least 1, got {args.burst}")
+    if args.burst_motion < 0 or args.burst_rotation < 0:
+        raise BenchError("--burst-motion and --burst-rotation must be >= 0")
+    return BurstSpec(args.burst, args.burst_motion, args.burst_rotation, args.burst_seed)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from methods.registry import get_method_class, list_methods
 
@@ -101,6 +126,8 @@ def _cmd_list(args: argparse.Namespace) -> int:
         status = "ready" if reason is None else f"cannot run here: {reason}"
         print(f"{name}  [{cls.kind}]  {status}")
         print(f"    {cls.describe()}")
+        if cls.kind == "burst":
+            print("    uses every frame of a burst (bench run --burst N); without --burst it runs on a one-frame burst")
         for spec in cls.params():
             bounds = ""
             if spec.choices is not None:
@@ -120,9 +147,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     names = resolve_method_names(args.methods)
     params = load_params_file(args.params) if args.params else {}
     dataset = _open_dataset(args)
+    burst = _burst_spec(args)
     config = RunConfig(method_names=names, dataset=dataset, out_root=args.out, noise_mode=args.noise,
-                       save_outputs=args.save_outputs, params=params, command=provenance.command_line())
-    print(f"running {', '.join(names)} on {dataset.name} ({len(dataset.items)} images, noise: {args.noise})",
+                       save_outputs=args.save_outputs, params=params, command=provenance.command_line(),
+                       burst=burst)
+    frames = f", {burst.frames}-frame bursts" if burst else ""
+    print(f"running {', '.join(names)} on {dataset.name} ({len(dataset.items)} images, noise: {args.noise}{frames})",
           file=sys.stderr)
     result = run_benchmark(config)
     print(to_markdown(result.summary))
@@ -144,7 +174,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     print(f"tuning {name} on {dataset.name} ({len(dataset.items)} images, noise: {args.noise}); parameters: "
           f"{', '.join(s.name for s in specs)}", file=sys.stderr)
     result = tune(name, dataset, noise_mode=args.noise, grid=args.grid, rounds=args.rounds,
-                  log=lambda message: print(message, file=sys.stderr, flush=True))
+                  log=lambda message: print(message, file=sys.stderr, flush=True), burst=_burst_spec(args))
     out = args.out or Path("results") / dataset.name / "tuned" / f"{name}.json"
     write_params(out, result)
     result.trials.to_csv(out.with_name(f"{name}.trials.csv"), index=False)

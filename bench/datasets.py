@@ -5,6 +5,8 @@ Paired (training) layout, matched by the index ``i`` (the image id), in numeric 
     DIR/ground truth/{i}_gt.dng
     DIR/noisy/{i}_noise.dng
     DIR/noise_profile.csv      optional: columns image,a,b (the true profile, read by --noise oracle)
+    DIR/burst/{i}_noise_{k}.dng  optional: further noisy frames k = 1, 2, ... of image i's scene, used by
+                               `bench run --burst N` instead of synthetic frames (see bench.burst)
 
 Test layout (noisy only)::
 
@@ -16,6 +18,7 @@ A folder holding ``train/`` with the paired layout inside is accepted too.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -28,18 +31,22 @@ from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, RawIma
 GT_DIR = "ground truth"
 NOISY_DIR = "noisy"
 NOISE_PROFILE_FILE = "noise_profile.csv"
+BURST_DIR = "burst"
 _GT_NAME = re.compile(r"^(\d+)_gt\.dng$", re.IGNORECASE)
 _NOISY_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
+_BURST_NAME = re.compile(r"^(\d+)_noise_(\d+)\.dng$", re.IGNORECASE)
 _TEST_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class DatasetItem:
-    """One image of a dataset: its id, noisy file and (for paired sets) ground-truth file."""
+    """One image of a dataset: its id, noisy file, (for paired sets) ground-truth file and (for real
+    bursts) the further noisy frames 1, 2, ... in frame order."""
 
     image_id: str
     noisy_path: Path
     gt_path: Path | None
+    burst_paths: tuple[Path, ...] = ()
 
 
 @dataclass
@@ -68,11 +75,18 @@ class Dataset:
             return self
         if limit < 1:
             raise BenchError(f"--limit must be at least 1, got {limit}")
-        return Dataset(self.name, self.root, self.items[:limit], self.black_level, self.white_level, self.true_noise)
+        return dataclasses.replace(self, items=self.items[:limit])
 
-    def check_files(self) -> None:
+    @property
+    def has_real_bursts(self) -> bool:
+        return any(item.burst_paths for item in self.items)
+
+    def check_files(self, burst_frames: int = 1) -> None:
         """Cheap pre-flight check of every file's structure (exists, is a DNG, not truncated) and of
-        noisy/ground-truth size agreement, so bad input stops a run before any work is done."""
+        noisy/ground-truth size agreement, so bad input stops a run before any work is done. With
+        ``burst_frames`` > 1 on a real-burst dataset, the first ``burst_frames - 1`` burst frames of every
+        image are checked too."""
+        real_frames = burst_frames - 1 if self.has_real_bursts else 0
         for item in self.items:
             noisy = inspect_dng(item.noisy_path)
             if item.gt_path is not None:
@@ -82,6 +96,14 @@ class Dataset:
                         f"{item.noisy_path}: size {noisy.height}x{noisy.width} does not match ground truth "
                         f"{item.gt_path.name} ({gt.height}x{gt.width})"
                     )
+            if real_frames and len(item.burst_paths) < real_frames:
+                raise BenchError(f"{item.noisy_path}: --burst {burst_frames} needs {real_frames} frames "
+                                 f"'{BURST_DIR}/{item.image_id}_noise_{{k}}.dng', found {len(item.burst_paths)}")
+            for path in item.burst_paths[:real_frames]:
+                frame = inspect_dng(path)
+                if (noisy.height, noisy.width) != (frame.height, frame.width):
+                    raise BenchError(f"{path}: size {frame.height}x{frame.width} does not match frame 0 "
+                                     f"{item.noisy_path.name} ({noisy.height}x{noisy.width})")
 
 
 @dataclass(frozen=True)
@@ -106,6 +128,14 @@ def load_item(dataset: Dataset, item: DatasetItem) -> LoadedPair:
         if gt.cfa != noisy.cfa:
             raise BenchError(f"{item.noisy_path}: CFA {noisy.cfa} differs from ground truth's {gt.cfa}")
     return LoadedPair(item, noisy, gt, noisy_hash, gt_hash)
+
+
+def load_burst_frames(dataset: Dataset, item: DatasetItem, count: int) -> list[tuple[RawImage, str]]:
+    """Read real burst frames 1..``count`` of ``item`` with their SHA-256; BenchError naming the file on
+    a problem (a frame missing, unreadable, or of another size or CFA than frame 0 is checked by the caller)."""
+    if len(item.burst_paths) < count:
+        raise BenchError(f"{item.noisy_path}: needs {count} burst frames in '{BURST_DIR}/', found {len(item.burst_paths)}")
+    return [_read_hashed(path, dataset) for path in item.burst_paths[:count]]
 
 
 def _read_hashed(path: Path, dataset: Dataset) -> tuple[RawImage, str]:
@@ -161,7 +191,25 @@ def _paired_items(root: Path) -> list[DatasetItem]:
     without_noisy = sorted(gt.keys() - noisy.keys())
     if without_noisy:
         raise BenchError(f"{gt[without_noisy[0]]}: no matching noisy image '{NOISY_DIR}/{without_noisy[0]}_noise.dng'")
-    return [DatasetItem(str(i), noisy[i], gt[i]) for i in sorted(noisy)]
+    bursts: dict[int, dict[int, Path]] = {}
+    if (root / BURST_DIR).is_dir():
+        for path in (root / BURST_DIR).iterdir():
+            match = _BURST_NAME.match(path.name)
+            if match:
+                image, frame = int(match.group(1)), int(match.group(2))
+                if image not in noisy:
+                    raise BenchError(f"{path}: burst frame of image {image}, which has no '{NOISY_DIR}/{image}_noise.dng'")
+                if frame < 1:
+                    raise BenchError(f"{path}: burst frames are numbered from 1 (frame 0 is '{NOISY_DIR}/')")
+                bursts.setdefault(image, {})[frame] = path
+    items = []
+    for i in sorted(noisy):
+        frames = bursts.get(i, {})
+        if frames and sorted(frames) != list(range(1, len(frames) + 1)):
+            missing = min(set(range(1, max(frames) + 1)) - set(frames))
+            raise BenchError(f"{root / BURST_DIR}: image {i} has burst frames up to {max(frames)} but no frame {missing}")
+        items.append(DatasetItem(str(i), noisy[i], gt[i], tuple(frames[k] for k in sorted(frames))))
+    return items
 
 
 def _test_items(root: Path) -> list[DatasetItem]:

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from bench import provenance, tables
-from bench.datasets import Dataset, LoadedPair, fingerprint, load_item
+from bench.burst import BurstSpec, packed_frames, synthesize_burst
+from bench.datasets import Dataset, LoadedPair, fingerprint, load_burst_frames, load_item
 from bench.errors import BenchError
 from bench.metrics import score_mosaic
 from bench.noise import NoiseProfile, estimate_noise
@@ -51,6 +52,9 @@ class RunConfig:
     save_outputs: bool = False
     params: dict[str, dict] = field(default_factory=dict)
     command: str = ""
+    #: None: one frame per image. Otherwise burst methods get N frames (real ones where the dataset has
+    #: them, else synthetic) and single-frame methods get frame 0.
+    burst: BurstSpec | None = None
 
 
 @dataclass
@@ -107,7 +111,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     unavailable = {name: reason for name, reason in unavailable.items() if reason}
     for name, reason in unavailable.items():
         log(f"warning: method {name} cannot run here ({reason}); its rows are recorded as failed")
-    dataset.check_files()
+    dataset.check_files(burst_frames=config.burst.frames if config.burst else 1)
 
     run_dir = _new_run_dir(config.out_root / dataset.name)
     record = {
@@ -117,6 +121,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
         "dataset": {"name": dataset.name, "root": str(dataset.root), "images": len(dataset.items),
                     "black_level": dataset.black_level, "white_level": dataset.white_level},
         "noise": config.noise_mode,
+        "burst": _burst_record(config.burst, dataset),
         "methods": {name: {"kind": m.kind, "params": m.param_values(), "unavailable": unavailable.get(name)}
                     for name, m in methods.items()},
         "versions": provenance.package_versions(),
@@ -151,7 +156,13 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
                     continue
                 file_hashes += [(_relative(item.noisy_path, dataset.root), pair.noisy_sha256),
                                 (_relative(item.gt_path, dataset.root), pair.gt_sha256)]
-                raw = make_noisy_raw(pair, dataset, config.noise_mode)
+                try:
+                    raw = make_noisy_raw(pair, dataset, config.noise_mode, config.burst, file_hashes)
+                except BenchError as exc:
+                    log(f"{prefix}: input error: {exc}")
+                    for name in methods:
+                        add_row(_failed_row(name, item.image_id, f"input error: {exc}"))
+                    continue
                 if needs_noise:
                     started = time.perf_counter()
                     profile = raw.noise
@@ -161,7 +172,8 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
                     if name in unavailable:
                         add_row(_failed_row(name, item.image_id, f"unavailable: {unavailable[name]}"))
                         continue
-                    row = _run_one(method, raw, pair, dataset, run_dir, config.save_outputs)
+                    method_input = raw if method.kind == "burst" else raw.reference_only()
+                    row = _run_one(method, method_input, pair, dataset, run_dir, config.save_outputs)
                     add_row(row)
                     log(_progress_line(prefix, row))
         except KeyboardInterrupt:
@@ -186,12 +198,19 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     return RunResult(run_dir, summary, succeeded, failed, interrupted)
 
 
-def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str) -> NoisyRaw:
+def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: BurstSpec | None = None,
+                   file_hashes: list[tuple[str, str]] | None = None) -> NoisyRaw:
     """The method input for one loaded image; its noise profile is the dataset's true one ("oracle") or
-    estimated from the image on first use ("estimate")."""
+    estimated from frame 0 on first use ("estimate").
+
+    With ``burst``, the frames are frame 0 (the noisy image) plus ``burst.frames - 1`` real frames from the
+    dataset's ``burst/`` folder (their hashes appended to ``file_hashes``) or, for a dataset without real
+    bursts, synthetic ones (``bench.burst``) made with the true profile where known, else the estimated one.
+    """
     packed = pair.noisy.normalized_packed()
+    image_id = pair.item.image_id
+    true = dataset.true_noise.get(image_id)
     if noise_mode == "oracle":
-        true = dataset.true_noise[pair.item.image_id]
 
         def profile() -> NoiseProfile:
             return true
@@ -200,7 +219,35 @@ def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str) -> Noisy
         def profile() -> NoiseProfile:
             return estimate_noise(packed, step=dataset.dn_step)
 
-    return NoisyRaw(packed[None], pair.noisy.cfa, profile, pair.item.image_id)
+    frames = packed[None]
+    if burst is not None and burst.frames > 1:
+        if dataset.has_real_bursts:
+            others = load_burst_frames(dataset, pair.item, burst.frames - 1)
+            for image, digest in others:
+                if image.shape != pair.noisy.shape or image.cfa != pair.noisy.cfa:
+                    raise BenchError(f"{image.path}: size {image.shape} / CFA {image.cfa} differ from frame 0's "
+                                     f"{pair.noisy.shape} / {pair.noisy.cfa}")
+                if file_hashes is not None:
+                    file_hashes.append((_relative(image.path, dataset.root), digest))
+            frames = np.concatenate([frames, np.stack([image.normalized_packed() for image, _ in others])])
+        else:
+            generator = true if true is not None else estimate_noise(packed, step=dataset.dn_step)
+            mosaics = synthesize_burst(burst, image_id, pair.noisy.mosaic, pair.gt.mosaic, pair.noisy.cfa,
+                                       generator, dataset.black_level, dataset.white_level)
+            frames = packed_frames(mosaics, dataset.black_level, dataset.white_level)
+            frames[0] = packed
+    return NoisyRaw(frames, pair.noisy.cfa, profile, image_id)
+
+
+def _burst_record(burst: BurstSpec | None, dataset: Dataset) -> dict | None:
+    """What run.json says about the frames methods received."""
+    if burst is None or burst.frames == 1:
+        return None
+    if dataset.has_real_bursts:
+        return {"frames": burst.frames, "source": f"real frames from {dataset.root / 'burst'}"}
+    return {"frames": burst.frames, "source": "synthetic (bench.burst)", "max_shift_pixels": burst.max_shift,
+            "max_rotation_degrees": burst.max_rotation, "seed": burst.seed,
+            "generator_noise": "the dataset's true profile where known, else estimated from frame 0"}
 
 
 def denoise_to_mosaic(method: Method, raw: NoisyRaw, dataset: Dataset) -> tuple[np.ndarray, float]:
@@ -251,8 +298,11 @@ def _progress_line(prefix: str, row: dict) -> str:
 
 def _summary_markdown(summary: pd.DataFrame, record: dict, run_dir: Path) -> str:
     dataset = record["dataset"]
+    burst = record.get("burst")
+    frames = (f", {burst['frames']}-frame bursts ({burst['source']}; single-frame methods get frame 0)"
+              if burst else "")
     return "\n".join([
-        f"# {dataset['name']}: {dataset['images']} images, noise profile: {record['noise']}",
+        f"# {dataset['name']}: {dataset['images']} images, noise profile: {record['noise']}{frames}",
         "",
         tables.to_markdown(summary),
         "",

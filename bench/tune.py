@@ -22,6 +22,7 @@ import pandas as pd
 from bench.datasets import Dataset, load_item
 from bench.errors import BenchError
 from bench.metrics import score_mosaic
+from bench.burst import BurstSpec
 from bench.runner import check_scorable, denoise_to_mosaic, make_noisy_raw
 from methods.base import ParamSpec
 from methods.registry import create_method, get_method_class
@@ -57,8 +58,9 @@ def candidate_values(spec: ParamSpec, grid: int) -> list:
 
 
 def tune(name: str, dataset: Dataset, noise_mode: str = "estimate", grid: int = 5, rounds: int = 1,
-         log: Callable[[str], None] = print) -> TuneResult:
-    """Search ``name``'s declared parameter ranges for the best mean Score on ``dataset``."""
+         log: Callable[[str], None] = print, burst: BurstSpec | None = None) -> TuneResult:
+    """Search ``name``'s declared parameter ranges for the best mean Score on ``dataset`` (on ``burst``
+    inputs when given, as ``bench run --burst`` makes them)."""
     specs = tunable_params(name)
     if not specs:
         raise BenchError(f"method {name!r} declares no parameter with a tuning range")
@@ -66,10 +68,12 @@ def tune(name: str, dataset: Dataset, noise_mode: str = "estimate", grid: int = 
     if reason:
         raise BenchError(f"method {name!r} cannot run here: {reason}")
     check_scorable(dataset, noise_mode)
-    dataset.check_files()
+    dataset.check_files(burst_frames=burst.frames if burst else 1)
 
     pairs = [load_item(dataset, item) for item in dataset.items]
-    inputs = [make_noisy_raw(pair, dataset, noise_mode) for pair in pairs]
+    inputs = [make_noisy_raw(pair, dataset, noise_mode, burst) for pair in pairs]
+    if get_method_class(name).kind != "burst":
+        inputs = [raw.reference_only() for raw in inputs]
     trials: list[dict] = []
     scored: dict[tuple, float] = {}
 

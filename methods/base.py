@@ -70,6 +70,13 @@ class NoisyRaw:
     def noise(self) -> NoiseProfile:
         return self._noise_fn()
 
+    def reference_only(self) -> "NoisyRaw":
+        """This input cut to frame 0 (what single-frame methods receive in a burst run); the noise profile
+        is shared, so it is computed at most once."""
+        if len(self.frames) == 1:
+            return self
+        return NoisyRaw(self.frames[:1], self.cfa, lambda: self.noise, self.image_id)
+
 
 @dataclass(frozen=True)
 class ParamSpec:

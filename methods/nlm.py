@@ -46,18 +46,37 @@ class NonLocalMeans(Method):
         16-bit NLM on a ``(h, w, 4)`` uint16 image."""
         import cv2
 
-        lowest = stabilised.min(axis=(0, 1))
-        spread = max(float((stabilised.max(axis=(0, 1)) - lowest).max()), 1e-12)
-        # LEVELS_PER_NOISE_STD, unless the widest plane would then not fit in 16 bits (very small b, a = 0).
-        scale = min(LEVELS_PER_NOISE_STD, (65535.0 - 2 * MARGIN_16BIT) / spread)
-        as_uint16 = np.round((stabilised - lowest) * scale + MARGIN_16BIT).astype(np.uint16)
-        filtered = cv2.fastNlMeansDenoising(as_uint16, h=[self.h * scale],
-                                            templateWindowSize=_odd(self.template_window),
-                                            searchWindowSize=_odd(self.search_window), normType=cv2.NORM_L1)
-        return (filtered.astype(np.float64) - MARGIN_16BIT) / scale + lowest
+        levels = UnitNoiseLevels.fit(stabilised)
+        filtered = cv2.fastNlMeansDenoising(levels.to_uint16(stabilised), h=[self.h * levels.scale],
+                                            templateWindowSize=odd(self.template_window),
+                                            searchWindowSize=odd(self.search_window), normType=cv2.NORM_L1)
+        return levels.from_uint16(filtered)
 
 
+@dataclass(frozen=True)
+class UnitNoiseLevels:
+    """The map between stabilised values (unit noise std) and the 16-bit integers OpenCV's NLM filters:
+    ``uint16 = round((value - lowest) * scale + MARGIN_16BIT)``."""
 
-def _odd(size: int) -> int:
+    lowest: np.ndarray  # (4,) per-plane minimum
+    scale: float  # 16-bit levels per unit of noise std
+
+    @classmethod
+    def fit(cls, stabilised: np.ndarray) -> "UnitNoiseLevels":
+        """Levels for ``(..., h, w, 4)`` stabilised data: ``LEVELS_PER_NOISE_STD``, unless the widest plane
+        would then not fit in 16 bits (very small b, a = 0)."""
+        planes = stabilised.reshape(-1, stabilised.shape[-1])
+        lowest = planes.min(axis=0)
+        spread = max(float((planes.max(axis=0) - lowest).max()), 1e-12)
+        return cls(lowest, min(LEVELS_PER_NOISE_STD, (65535.0 - 2 * MARGIN_16BIT) / spread))
+
+    def to_uint16(self, stabilised: np.ndarray) -> np.ndarray:
+        return np.round((stabilised - self.lowest) * self.scale + MARGIN_16BIT).astype(np.uint16)
+
+    def from_uint16(self, filtered: np.ndarray) -> np.ndarray:
+        return (filtered.astype(np.float64) - MARGIN_16BIT) / self.scale + self.lowest
+
+
+def odd(size: int) -> int:
     """OpenCV's window sizes must be odd: an even size is rounded up."""
     return size if size % 2 == 1 else size + 1

@@ -181,3 +181,22 @@ def test_noise_without_true_profiles_prints_no_score(pair_folder):
     result = bench("noise", "--data", str(pair_folder))
     assert result.returncode == 0, result.stderr
     assert "final-round score" not in result.stdout and "true a" not in result.stdout
+
+
+def test_list_says_burst_methods_run_on_one_frame_without_burst():
+    result = bench("list", "burst_*")
+    assert result.returncode == 0
+    assert "burst_merge  [burst]" in result.stdout
+    assert "without --burst it runs on a one-frame burst" in result.stdout
+
+
+def test_burst_run_from_the_command_line(pair_folder, tmp_path):
+    result = bench("run", "--methods", "noisy,burst_mean", "--data", str(pair_folder), "--out", str(tmp_path),
+                   "--burst", "3", "--burst-motion", "1.5", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    assert "3-frame bursts" in result.stderr and "burst_mean" in result.stdout
+
+
+def test_burst_needs_at_least_one_frame(pair_folder):
+    assert_one_line_error(bench("run", "--methods", "noisy", "--data", str(pair_folder), "--burst", "0"),
+                          "--burst must be at least 1")

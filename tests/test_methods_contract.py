@@ -15,12 +15,13 @@ from tests.helpers import smooth_clean_mosaic
 PROFILE = NoiseProfile(a=4e-3, b=2e-4, source="oracle")
 
 
-def _noisy_input() -> tuple[np.ndarray, NoisyRaw]:
+def _noisy_input(frames: int = 1) -> tuple[np.ndarray, NoisyRaw]:
+    """A clean packed image and its noisy input; with ``frames`` > 1, a static burst of independent noise."""
     clean_mosaic = smooth_clean_mosaic(96, 128, seed=7)
-    noisy_mosaic = add_noise(clean_mosaic, PROFILE.a, PROFILE.b, np.random.default_rng(3), 1024, 16383)
+    noisy = [np.clip(normalize(pack(add_noise(clean_mosaic, PROFILE.a, PROFILE.b, np.random.default_rng(3 + k),
+                                              1024, 16383)), 1024, 16383), 0, 1) for k in range(frames)]
     clean = normalize(pack(clean_mosaic), 1024, 16383)
-    noisy = np.clip(normalize(pack(noisy_mosaic), 1024, 16383), 0, 1)
-    return clean, NoisyRaw(noisy[None], "BGGR", lambda: PROFILE, "synthetic")
+    return clean, NoisyRaw(np.stack(noisy), "BGGR", lambda: PROFILE, "synthetic")
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -36,7 +37,7 @@ def test_method_contract(name):
     assert cls.describe(), f"{name} needs a docstring whose first line says what it does"
     for spec in cls.params():
         assert spec.doc, f"{name}.{spec.name} has no description"
-    clean, raw = _noisy_input()
+    clean, raw = _noisy_input(frames=4 if cls.kind == "burst" else 1)
     before = raw.frames.copy()
     first = create_method(name).denoise(raw)
     second = create_method(name).denoise(raw)

@@ -1,0 +1,124 @@
+"""Bursts: N noisy frames of one scene, frame 0 the reference, ground truth = the clean reference frame.
+
+Synthetic bursts (``bench run --burst N``) are made from any paired dataset:
+
+* frame 0 is the dataset's own noisy image, so single-frame methods score exactly as in a normal run;
+* frame k >= 1 is the ground truth moved by a small random camera motion (translation up to
+  ``max_shift`` sensor pixels in x and y, rotation up to ``max_rotation`` degrees about the centre),
+  applied to the clean linear RGB image (gradient-corrected demosaic of the ground truth, cubic resampling) before
+  mosaicking again, then the organisers' noise generator with the image's noise profile (the dataset's
+  true one where known, else the one estimated from frame 0).
+
+With ``max_shift = max_rotation = 0`` the frames are the ground truth itself with independent noise.
+Everything is seeded by (``seed``, image id, frame number), so a burst does not depend on which other images
+or methods are in the run.
+
+Real bursts load from the paired layout plus a ``burst/`` folder (see ``bench.datasets``)::
+
+    DIR/ground truth/{i}_gt.dng     the clean reference frame
+    DIR/noisy/{i}_noise.dng         noisy frame 0 (the reference)
+    DIR/burst/{i}_noise_{k}.dng     noisy frames k = 1, 2, ... of the same scene
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.demosaic import demosaic, mosaic_rgb
+from bench.noise import NoiseProfile, add_noise
+from bench.rawio import normalize, pack
+
+DEFAULT_SEED = 8
+DEFAULT_MAX_SHIFT = 2.0
+DEFAULT_MAX_ROTATION = 0.1
+
+@dataclass(frozen=True)
+class BurstSpec:
+    """How to make (or how many real frames to load for) an N-frame burst."""
+
+    frames: int
+    max_shift: float = DEFAULT_MAX_SHIFT
+    max_rotation: float = DEFAULT_MAX_ROTATION
+    seed: int = DEFAULT_SEED
+
+    def __post_init__(self):
+        if self.frames < 1:
+            raise ValueError(f"a burst needs at least 1 frame, got {self.frames}")
+        if self.max_shift < 0 or self.max_rotation < 0:
+            raise ValueError("burst motion limits must be >= 0")
+
+    @property
+    def static(self) -> bool:
+        return self.max_shift == 0 and self.max_rotation == 0
+
+
+@dataclass(frozen=True)
+class FrameMotion:
+    """Motion of one synthetic frame relative to frame 0: shift in sensor pixels, rotation in degrees."""
+
+    dy: float
+    dx: float
+    rotation: float
+
+
+def frame_motion(spec: BurstSpec, image_id: str, frame: int) -> FrameMotion:
+    """The seeded random motion of ``frame`` (>= 1) of ``image_id``'s burst (zero for frame 0)."""
+    if frame == 0 or spec.static:
+        return FrameMotion(0.0, 0.0, 0.0)
+    rng = _rng(spec, image_id, frame, stream=0)
+    dy, dx = rng.uniform(-spec.max_shift, spec.max_shift, size=2)
+    rotation = rng.uniform(-spec.max_rotation, spec.max_rotation)
+    return FrameMotion(float(dy), float(dx), float(rotation))
+
+
+def synthesize_burst(spec: BurstSpec, image_id: str, noisy_mosaic: np.ndarray, gt_mosaic: np.ndarray, cfa: str,
+                     profile: NoiseProfile, black_level: int, white_level: int) -> np.ndarray:
+    """The ``(N, H, W)`` uint16 noisy mosaics of a synthetic burst; frame 0 is ``noisy_mosaic`` itself.
+
+    noisy_mosaic, gt_mosaic: ``(H, W)`` uint16 with black level. cfa: colours in ``PLANE_OFFSETS`` order.
+    profile: the noise of the generator (normalised domain).
+    """
+    frames = [noisy_mosaic]
+    rgb = None
+    for k in range(1, spec.frames):
+        motion = frame_motion(spec, image_id, k)
+        if spec.static:
+            clean = gt_mosaic
+        else:
+            if rgb is None:
+                rgb = demosaic(normalize(gt_mosaic, black_level, white_level), cfa)
+            moved = move_image(rgb, motion)
+            # rounded, not truncated like a denoiser's output: a clean frame should carry no -0.5 DN bias
+            levels = np.clip(mosaic_rgb(moved, cfa), 0.0, 1.0) * (white_level - black_level) + black_level
+            clean = np.rint(levels).astype(np.uint16)
+        rng = _rng(spec, image_id, k, stream=1)
+        frames.append(add_noise(clean, profile.a, profile.b, rng, black_level, white_level))
+    return np.stack(frames)
+
+
+def move_image(rgb: np.ndarray, motion: FrameMotion) -> np.ndarray:
+    """Resample ``(H, W, 3)`` RGB as seen after the camera moved: the content shifts by ``(dy, dx)`` sensor
+    pixels and rotates by ``rotation`` degrees about the centre (cubic, edges reflected, clipped to [0, 1])."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), motion.rotation, 1.0)
+    matrix[:, 2] += (motion.dx, motion.dy)
+    moved = np.empty_like(rgb)
+    for channel in range(3):
+        moved[..., channel] = cv2.warpAffine(rgb[..., channel], matrix, (width, height), flags=cv2.INTER_CUBIC,
+                                             borderMode=cv2.BORDER_REFLECT_101)
+    return np.clip(moved, 0.0, 1.0)
+
+
+def packed_frames(mosaics: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
+    """``(N, H, W)`` uint16 mosaics -> ``(N, H/2, W/2, 4)`` float32 normalised packed frames in [0, 1]."""
+    return np.stack([np.clip(normalize(pack(m), black_level, white_level), 0.0, 1.0) for m in mosaics])
+
+
+def _rng(spec: BurstSpec, image_id: str, frame: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([spec.seed, zlib.crc32(image_id.encode()), frame, stream])
+

@@ -1,0 +1,182 @@
+"""Bursts: alignment, synthetic and real burst frames, the burst methods, and burst runs end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bench.align import align_frame, grey
+from bench.burst import BurstSpec, frame_motion, packed_frames, synthesize_burst
+from bench.datasets import load_item, open_dataset
+from bench.demosaic import demosaic, mosaic_rgb
+from bench.errors import BenchError
+from bench.noise import NoiseProfile, add_noise
+from bench.rawio import normalize, pack, write_dng_standalone
+from bench.runner import RunConfig, make_noisy_raw, run_benchmark
+from methods.base import NoisyRaw
+from methods.registry import create_method, list_methods
+from tests.helpers import smooth_clean_mosaic, write_pair_folder
+
+BURST_METHODS = [name for name in list_methods() if create_method(name).kind == "burst"]
+PROFILE = NoiseProfile(4e-3, 2e-4)
+
+
+def _textured(height: int, width: int, seed: int) -> np.ndarray:
+    """A ``(height, width)`` float32 grey image with texture at several scales, in [0, 1]."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    noise = rng.random((height, width)).astype(np.float32)
+    image = cv2.GaussianBlur(noise, (0, 0), 2.0) + 0.5 * cv2.GaussianBlur(noise, (0, 0), 6.0)
+    image -= image.min()
+    return image / image.max()
+
+
+def _static_burst(frames: int, seed: int = 0) -> tuple[np.ndarray, NoisyRaw]:
+    clean_mosaic = smooth_clean_mosaic(96, 128, seed=5)
+    noisy = [add_noise(clean_mosaic, PROFILE.a, PROFILE.b, np.random.default_rng(seed + k), 1024, 16383)
+             for k in range(frames)]
+    return (normalize(pack(clean_mosaic), 1024, 16383),
+            NoisyRaw(packed_frames(np.stack(noisy), 1024, 16383), "BGGR", lambda: PROFILE, "test"))
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+@pytest.mark.parametrize("shift", [(3, -5), (-1, 2), (7, 6)])
+def test_alignment_recovers_integer_shifts(shift):
+    image = _textured(200, 240, seed=1)
+    reference = image[20:180, 20:220]
+    frame = np.roll(image, shift, axis=(0, 1))[20:180, 20:220]  # frame[y + dy] = reference[y]
+    rng = np.random.default_rng(0)
+    found = align_frame(reference + 0.01 * rng.standard_normal(reference.shape).astype(np.float32),
+                        frame + 0.01 * rng.standard_normal(frame.shape).astype(np.float32)).shifts
+    inner = found[1:-1, 1:-1].reshape(-1, 2)  # border tiles see the wrapped-around edge
+    assert np.abs(inner - shift).max() < 0.1
+
+
+@pytest.mark.parametrize("shift", [(0.5, -0.25), (-1.3, 2.7)])
+def test_alignment_recovers_subpixel_shifts(shift):
+    import cv2
+
+    image = _textured(200, 240, seed=2)
+    move = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
+    moved = cv2.warpAffine(image, move, (240, 200), flags=cv2.INTER_CUBIC)
+    found = align_frame(image[20:180, 20:220], moved[20:180, 20:220]).shifts
+    inner = found[1:-1, 1:-1].reshape(-1, 2)
+    assert np.abs(np.median(inner, axis=0) - shift).max() < 0.05
+    assert np.mean(np.abs(inner - shift).max(axis=1) < 0.1) > 0.9
+
+
+def test_demosaic_keeps_measured_samples_and_flat_colours():
+    rng = np.random.default_rng(0)
+    mosaic = rng.random((32, 40))
+    rgb = demosaic(mosaic, "BGGR")
+    assert np.allclose(mosaic_rgb(rgb, "BGGR"), mosaic)
+    flat = mosaic_rgb(np.broadcast_to([0.2, 0.5, 0.3], (32, 40, 3)), "GRBG")
+    assert np.allclose(demosaic(flat, "GRBG"), [0.2, 0.5, 0.3])
+
+
+def test_synthetic_burst_is_seeded_and_starts_with_the_noisy_frame():
+    clean = smooth_clean_mosaic(64, 96, seed=1)
+    noisy = add_noise(clean, PROFILE.a, PROFILE.b, np.random.default_rng(9), 1024, 16383)
+    spec = BurstSpec(4, max_shift=2.0, max_rotation=0.2, seed=3)
+    first = synthesize_burst(spec, "7", noisy, clean, "BGGR", PROFILE, 1024, 16383)
+    again = synthesize_burst(spec, "7", noisy, clean, "BGGR", PROFILE, 1024, 16383)
+    other = synthesize_burst(spec, "8", noisy, clean, "BGGR", PROFILE, 1024, 16383)
+    assert first.shape == (4, 64, 96) and first.dtype == np.uint16
+    assert np.array_equal(first[0], noisy) and np.array_equal(first, again)
+    assert not np.array_equal(first[1:], other[1:])
+    assert len({frame_motion(spec, "7", k) for k in range(1, 4)}) == 3
+    assert frame_motion(spec, "7", 0).dx == 0
+
+
+def test_static_synthetic_frames_are_the_ground_truth_plus_fresh_noise():
+    clean = smooth_clean_mosaic(64, 96, seed=1)
+    noisy = add_noise(clean, PROFILE.a, PROFILE.b, np.random.default_rng(9), 1024, 16383)
+    frames = synthesize_burst(BurstSpec(8, 0, 0), "1", noisy, clean, "BGGR", PROFILE, 1024, 16383)
+    x = normalize(clean, 1024, 16383).astype(np.float64)
+    for frame in frames[1:]:
+        residual = normalize(frame, 1024, 16383) - x
+        assert abs(np.mean(residual ** 2) / np.mean(PROFILE.a * x + PROFILE.b) - 1) < 0.1
+    assert not np.array_equal(frames[1], frames[2])
+
+
+@pytest.mark.parametrize("name", BURST_METHODS)
+def test_burst_methods_are_deterministic_and_use_the_frames(name):
+    clean, raw = _static_burst(4)
+    first = create_method(name).denoise(raw)
+    second = create_method(name).denoise(raw)
+    assert np.array_equal(first, second)
+    single = create_method(name).denoise(raw.reference_only())
+    assert _psnr(first, clean) > _psnr(single, clean) + 0.5, f"{name} gains nothing from 3 more frames"
+
+
+@pytest.mark.parametrize("name", BURST_METHODS)
+def test_burst_methods_work_on_a_one_frame_burst(name):
+    _, raw = _static_burst(1)
+    out = create_method(name).denoise(raw)
+    assert out.shape == raw.packed.shape and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+
+
+def test_burst_mean_of_a_static_burst_gains_nearly_the_ideal_10log10_n():
+    clean, raw = _static_burst(8)
+    gain = _psnr(create_method("burst_mean").denoise(raw), clean) - _psnr(raw.packed, clean)
+    assert abs(gain - 10 * np.log10(8)) < 0.5
+
+
+def test_burst_merge_does_not_ghost_a_moving_object():
+    clean, raw = _static_burst(6)
+    frames = np.array(raw.frames)
+    frames[1:, 20:40, 30:50] = 0.95  # a bright object present in every frame but the reference
+    moved = NoisyRaw(frames, "BGGR", lambda: PROFILE, "test")
+    out = create_method("burst_merge", {"spatial": "none"}).denoise(moved)
+    assert np.abs(out[24:36, 34:46] - clean[24:36, 34:46]).mean() < 0.02
+
+
+def _add_real_burst(root, frames: int) -> None:
+    (root / "burst").mkdir()
+    for index in range(3):
+        clean = smooth_clean_mosaic(64, 96, seed=index)
+        for k in range(1, frames):
+            noisy = add_noise(clean, 2e-3, 1e-4, np.random.default_rng(1000 * index + k), 1024, 16383)
+            write_dng_standalone(noisy, root / "burst" / f"{index}_noise_{k}.dng")
+
+
+def test_real_burst_frames_are_loaded_in_order(tmp_path):
+    root = write_pair_folder(tmp_path / "pairs")
+    _add_real_burst(root, frames=3)
+    dataset = open_dataset(root)
+    assert [p.name for p in dataset.items[0].burst_paths] == ["0_noise_1.dng", "0_noise_2.dng"]
+    pair = load_item(dataset, dataset.items[0])
+    raw = make_noisy_raw(pair, dataset, "oracle", BurstSpec(3))
+    assert raw.frames.shape == (3, 32, 48, 4)
+    assert np.array_equal(raw.frames[0], pair.noisy.normalized_packed())
+    with pytest.raises(BenchError, match="--burst 4 needs 3 frames"):
+        dataset.check_files(burst_frames=4)
+
+
+def test_a_gap_in_real_burst_frames_is_named(tmp_path):
+    root = write_pair_folder(tmp_path / "pairs")
+    _add_real_burst(root, frames=4)
+    (root / "burst" / "1_noise_2.dng").unlink()
+    with pytest.raises(BenchError, match="image 1 has burst frames up to 3 but no frame 2"):
+        open_dataset(root)
+
+
+def test_burst_run_keeps_single_frame_rows_and_records_the_burst(tmp_path):
+    root = write_pair_folder(tmp_path / "pairs")
+    dataset = open_dataset(root)
+    plain = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path / "plain", noise_mode="oracle"),
+                          log=lambda message: None)
+    burst = run_benchmark(RunConfig(["noisy", "burst_mean"], dataset, out_root=tmp_path / "burst",
+                                    noise_mode="oracle", burst=BurstSpec(4)), log=lambda message: None)
+    rows = burst.summary.set_index("method")
+    assert rows.loc["noisy", "psnr"] == pytest.approx(plain.summary.set_index("method").loc["noisy", "psnr"])
+    assert rows.loc["burst_mean", "psnr"] > rows.loc["noisy", "psnr"] + 3
+    record = json.loads((burst.run_dir / "run.json").read_text())
+    assert record["burst"]["frames"] == 4 and record["burst"]["seed"] == BurstSpec(4).seed
+    assert "4-frame bursts" in (burst.run_dir / "summary.md").read_text()
