@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.align import align_frame, grey
+from bench.align import align_frame
 from bench.burst import BurstSpec, frame_motion, packed_frames, synthesize_burst
 from bench.datasets import load_item, open_dataset
 from bench.demosaic import demosaic, mosaic_rgb
