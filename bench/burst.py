@@ -5,9 +5,10 @@ Synthetic bursts (``bench run --burst N``) are made from any paired dataset:
 * frame 0 is the dataset's own noisy image, so single-frame methods score exactly as in a normal run;
 * frame k >= 1 is the ground truth moved by a small random camera motion (translation up to
   ``max_shift`` sensor pixels in x and y, rotation up to ``max_rotation`` degrees about the centre),
-  applied to the clean linear RGB image (gradient-corrected demosaic of the ground truth, cubic resampling) before
-  mosaicking again, then the organisers' noise generator with the image's noise profile (the dataset's
-  true one where known, else the one estimated from frame 0).
+  applied to the clean linear RGB image before mosaicking again (cubic resampling). The linear image is
+  the one the ground truth was made from where the dataset knows it (the embedded set), else a
+  gradient-corrected demosaic of the ground truth; then the organisers' noise generator with the image's
+  noise profile (the dataset's true one where known, else the one estimated from frame 0).
 
 With ``max_shift = max_rotation = 0`` the frames are the ground truth itself with independent noise.
 Everything is seeded by (``seed``, image id, frame number), so a burst does not depend on which other images
@@ -29,7 +30,7 @@ import numpy as np
 
 from bench.demosaic import demosaic, mosaic_rgb
 from bench.noise import NoiseProfile, add_noise
-from bench.rawio import normalize, pack
+from bench.rawio import denormalize, normalize, pack
 
 DEFAULT_SEED = 8
 DEFAULT_MAX_SHIFT = 2.0
@@ -75,18 +76,24 @@ def frame_motion(spec: BurstSpec, image_id: str, frame: int) -> FrameMotion:
 
 
 def synthesize_burst(spec: BurstSpec, image_id: str, noisy_mosaic: np.ndarray, gt_mosaic: np.ndarray, cfa: str,
-                     profile: NoiseProfile, black_level: int, white_level: int) -> np.ndarray:
+                     profile: NoiseProfile, black_level: int, white_level: int,
+                     clean_rgb: np.ndarray | None = None) -> np.ndarray:
     """The ``(N, H, W)`` uint16 noisy mosaics of a synthetic burst; frame 0 is ``noisy_mosaic`` itself.
 
     noisy_mosaic, gt_mosaic: ``(H, W)`` uint16 with black level. cfa: colours in ``PLANE_OFFSETS`` order.
-    profile: the noise of the generator (normalised domain).
+    profile: the noise of the generator (normalised domain). clean_rgb: the ``(H, W, 3)`` linear RGB in
+    [0, 1] that the ground truth was mosaicked from, where the dataset knows it; moved frames are then
+    mosaicked from it exactly like the ground truth (``denormalize``). Otherwise the ground truth is
+    demosaicked, and moved frames are rounded to the nearest level.
     """
     frames = [noisy_mosaic]
-    rgb = None
+    rgb = clean_rgb
     for k in range(1, spec.frames):
         motion = frame_motion(spec, image_id, k)
         if spec.static:
             clean = gt_mosaic
+        elif clean_rgb is not None:
+            clean = denormalize(mosaic_rgb(move_image(clean_rgb, motion), cfa), black_level, white_level)
         else:
             if rgb is None:
                 rgb = demosaic(normalize(gt_mosaic, black_level, white_level), cfa)

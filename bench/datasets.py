@@ -23,6 +23,9 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
+
+import numpy as np
 
 from bench.errors import BenchError
 from bench.noise import NoiseProfile
@@ -59,6 +62,10 @@ class Dataset:
     black_level: int = COMPETITION_BLACK_LEVEL
     white_level: int = COMPETITION_WHITE_LEVEL
     true_noise: dict[str, NoiseProfile] = field(default_factory=dict)
+    #: Where the dataset knows how its ground truth was made (the embedded set): image id -> the clean
+    #: linear RGB ``(H, W, 3)`` float in [0, 1] whose mosaic is the ground truth. Synthetic bursts move
+    #: this image instead of a demosaicked ground truth.
+    clean_linear: Callable[[str], np.ndarray] | None = None
 
     @property
     def dn_step(self) -> float:

@@ -18,6 +18,7 @@ Recipe, per image:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -82,7 +83,7 @@ def embedded_dataset(log=print) -> Dataset:
     if problem is not None:
         log(f"building the embedded dataset in {folder} ({problem}); this happens once")
         build(folder)
-    return open_dataset(folder, name=DATASET_NAME)
+    return dataclasses.replace(open_dataset(folder, name=DATASET_NAME), clean_linear=_clean_linear_of)
 
 
 def manifest_problem(folder: Path) -> str | None:
@@ -116,9 +117,24 @@ def build(folder: Path) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def _build_into(folder: Path) -> None:
+def clean_linear_rgb(index: int) -> tuple[np.ndarray, dict[str, float]]:
+    """Steps 1-2 of the recipe for image ``index``: the clean linear camera RGB ``(H, W, 3)`` float64 in
+    [0, 1] whose BGGR mosaic is the ground truth, and the gains drawn for it. Deterministic."""
     from scipy.ndimage import gaussian_filter
 
+    source, top, left, height, width = SOURCES[index]
+    rgb = _load_source(source)[top : top + height, left : left + width]
+    linear, gains = unprocess(rgb.astype(np.float64) / 255.0, np.random.default_rng([SEED, index, 0]))
+    linear = gaussian_filter(linear, sigma=(OPTICAL_BLUR_SIGMA, OPTICAL_BLUR_SIGMA, 0), mode="reflect")
+    return linear, gains
+
+
+def _clean_linear_of(image_id: str) -> np.ndarray:
+    """The ground truth's linear RGB by image id (what synthetic bursts move; see ``Dataset.clean_linear``)."""
+    return clean_linear_rgb(int(image_id))[0]
+
+
+def _build_into(folder: Path) -> None:
     (folder / GT_DIR).mkdir()
     (folder / NOISY_DIR).mkdir()
     profiles: dict[str, NoiseProfile] = {}
@@ -126,10 +142,7 @@ def _build_into(folder: Path) -> None:
     for index, (source, top, left, height, width) in enumerate(SOURCES):
         group = index // IMAGES_PER_GROUP
         a, b = GROUP_A[group], GROUP_B[group]
-        rgb = _load_source(source)[top : top + height, left : left + width]
-        params_rng = np.random.default_rng([SEED, index, 0])
-        linear, gains = unprocess(rgb.astype(np.float64) / 255.0, params_rng)
-        linear = gaussian_filter(linear, sigma=(OPTICAL_BLUR_SIGMA, OPTICAL_BLUR_SIGMA, 0), mode="reflect")
+        linear, gains = clean_linear_rgb(index)
         gt = denormalize(mosaic_bggr(linear), COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
         noisy = add_noise(gt, a, b, np.random.default_rng([SEED, index, 1]),
                           COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)

@@ -232,8 +232,9 @@ def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: B
             frames = np.concatenate([frames, np.stack([image.normalized_packed() for image, _ in others])])
         else:
             generator = true if true is not None else estimate_noise(packed, step=dataset.dn_step)
+            clean_rgb = dataset.clean_linear(image_id) if dataset.clean_linear and not burst.static else None
             mosaics = synthesize_burst(burst, image_id, pair.noisy.mosaic, pair.gt.mosaic, pair.noisy.cfa,
-                                       generator, dataset.black_level, dataset.white_level)
+                                       generator, dataset.black_level, dataset.white_level, clean_rgb)
             frames = packed_frames(mosaics, dataset.black_level, dataset.white_level)
             frames[0] = packed
     return NoisyRaw(frames, pair.noisy.cfa, profile, image_id)

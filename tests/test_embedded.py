@@ -70,6 +70,16 @@ def test_embedded_has_at_least_12_pairs(_embedded_loaded):
     assert dataset.has_ground_truth
 
 
+def test_clean_linear_image_is_what_the_ground_truth_was_mosaicked_from(_embedded_loaded):
+    from bench.embedded import _clean_linear_of, mosaic_bggr
+    from bench.rawio import denormalize
+
+    _, pairs = _embedded_loaded
+    for pair in (pairs[0], pairs[-1]):
+        linear = _clean_linear_of(pair.item.image_id)
+        assert np.array_equal(denormalize(mosaic_bggr(linear), 1024, 16383), pair.gt.mosaic)
+
+
 def test_embedded_mosaics_are_even_bggr_and_at_least_256(_embedded_loaded):
     _, pairs = _embedded_loaded
     for pair in pairs:
