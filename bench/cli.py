@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list | run | tune | noise``.
+"""Command line: ``python -m bench list | run | tune | train | noise``.
 
 Errors in the user's input print one line (``error: <file>: <problem>``) and exit with status 2.
 """
@@ -80,6 +80,29 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="params JSON to write (default: results/<dataset>/tuned/<method>.json); "
                            "the trials go beside it as <method>.trials.csv")
     tune.set_defaults(handler=_cmd_tune)
+
+    training = commands.add_parser("train", help="train a packed-RAW network (nafnet or dncnn)")
+    training.add_argument("network", choices=("nafnet", "dncnn"))
+    training.add_argument("--clean-dir", type=Path, action="append", default=[],
+                          help="folder of clean sRGB images for synthetic pairs (repeatable)")
+    training.add_argument("--data", type=Path, help="competition-layout folder of real training pairs")
+    training.add_argument("--steps", type=int, default=2000, help="optimiser steps in all (default 2000)")
+    training.add_argument("--batch", type=int, default=8, help="patches per step (default 8)")
+    training.add_argument("--patch", type=int, default=64, help="patch side in packed pixels (default 64)")
+    training.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
+    training.add_argument("--loss", choices=("l1", "psnr"), default="l1", help="main loss (default l1)")
+    training.add_argument("--fourier-weight", type=float, default=0.0, help="weight of the FFT-magnitude L1 term")
+    training.add_argument("--adjacent-weight", type=float, default=0.0,
+                          help="weight of the adjacent-pixel (gradient) L1 term")
+    training.add_argument("--config", type=json.loads, default={}, metavar="JSON",
+                          help='network settings over the defaults, e.g. \'{"width": 32}\'')
+    training.add_argument("--val-every", type=int, default=250, help="steps between validations (default 250)")
+    training.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    training.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = its default)")
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--out", type=Path, help="output folder (default checkpoints/<network>)")
+    training.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    training.set_defaults(handler=_cmd_train)
 
     estimate = commands.add_parser("noise", parents=[data],
                                    help="estimate the noise profile (a, b) of every noisy image")
@@ -183,6 +206,21 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     print(f"mean Score {result.best_score:.3f} on the {len(dataset.items)} tuning images "
           f"(defaults: {result.default_score:.3f}); {len(result.trials)} settings tried")
     print(f"params: {out}  (use: python -m bench run --methods {name} --params {out})")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from bench.train import TrainConfig, log_to_stderr, train
+
+    config = TrainConfig(network=args.network, out=args.out or Path("checkpoints") / args.network,
+                         steps=args.steps, clean_dirs=args.clean_dir, data=args.data, net_config=args.config,
+                         batch=args.batch, patch=args.patch, lr=args.lr, loss=args.loss,
+                         fourier_weight=args.fourier_weight, adjacent_weight=args.adjacent_weight,
+                         val_every=args.val_every, device=args.device, threads=args.threads, seed=args.seed,
+                         resume=args.resume)
+    best = train(config, log=log_to_stderr)
+    print(f"best weights: {best}  (use: python -m bench run --methods {args.network} "
+          f"--params FILE with {{\"{args.network}\": {{\"weights\": \"{best}\"}}}})")
     return 0
 
 

@@ -18,7 +18,7 @@ from bench.errors import BenchError
 from methods.base import METHOD_KINDS, Method
 
 _REGISTRY: dict[str, type[Method]] = {}
-_NOT_METHOD_MODULES = {"base", "registry"}
+_NOT_METHOD_MODULES = {"base", "registry", "networks"}
 _discovered = False
 
 

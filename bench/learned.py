@@ -1,0 +1,108 @@
+"""What the learned methods share: checkpoint files, building the network, blind inference.
+
+A weights file (``.pth``, written by ``bench train`` or shipped in ``methods/weights/``) is a
+``torch.save`` dictionary::
+
+    {"format": CHECKPOINT_FORMAT, "network": "nafnet" | "dncnn", "config": {constructor arguments},
+     "state_dict": {...}, "card": {model card: data, steps, validation score, commit, ...}}
+
+Training checkpoints carry the optimiser, schedule and step as well (``bench.train``); either kind loads here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from bench.errors import BenchError
+from bench.inference import network_input, pick_device, run_tiled
+from methods.base import Method, NoisyRaw, param
+
+CHECKPOINT_FORMAT = "raw-bench-checkpoint-1"
+#: Where shipped weights live: ``methods/weights/<network>.pth`` with a model card ``<network>.md``.
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "methods" / "weights"
+
+
+def build_network(network: str, config: dict):
+    """The untrained torch module ``network`` ("nafnet" or "dncnn") with constructor arguments ``config``."""
+    if network == "nafnet":
+        from methods.networks.nafnet import NAFNet
+
+        return NAFNet(width=config["width"], encoder_blocks=tuple(config["encoder_blocks"]),
+                      middle_blocks=config["middle_blocks"], decoder_blocks=tuple(config["decoder_blocks"]),
+                      noise_map=config["noise_map"], pool_window=config.get("pool_window", 64))
+    if network == "dncnn":
+        from methods.networks.dncnn import DnCNN
+
+        return DnCNN(depth=config["depth"], features=config["features"], noise_map=config["noise_map"])
+    raise ValueError(f"unknown network {network!r}")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a weights or training checkpoint file; BenchError naming the file when it is not one."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BenchError(f"{path}: weights file not found") from None
+    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
+        raise BenchError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise BenchError(f"{path}: not a raw-bench weights file (no format {CHECKPOINT_FORMAT!r})")
+    return data
+
+
+def load_network(path: Path, expected_network: str):
+    """The network stored in ``path``, in eval mode on the CPU; BenchError if it is another network."""
+    data = load_checkpoint(path)
+    if data["network"] != expected_network:
+        raise BenchError(f"{path}: holds a {data['network']} network, not {expected_network}")
+    net = build_network(data["network"], data["config"])
+    net.load_state_dict(data["state_dict"])
+    return net.eval()
+
+
+@dataclass
+class LearnedMethod(Method):
+    """Base of the network methods: weights file, tiled blind inference. Subclasses set ``network``."""
+
+    kind = "learned"
+    requires = {"torch": "torch"}
+    network: ClassVar[str] = ""
+    weights: str = param("", "weights file (.pth from bench train); empty = the shipped weights")
+    tile: int = param(512, "inference tile side in packed pixels (0 = whole image); bounds memory")
+    overlap: int = param(64, "pixels shared by neighbouring tiles, cross-faded (at least NAFNet's pooling "
+                                 "window, so tiled and whole-image results agree)")
+    device: str = param("auto", "where to run", choices=("auto", "cpu", "cuda"))
+    half: bool = param(False, "fp16 inference (CUDA only)")
+
+    @classmethod
+    def shipped_weights(cls) -> Path:
+        return WEIGHTS_DIR / f"{cls.network}.pth"
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        reason = super().unavailable_reason()
+        if reason is None and not cls.shipped_weights().is_file():
+            return (f"no shipped weights at {cls.shipped_weights()} (train some with "
+                    f"`python -m bench train {cls.network}` and pass params weights=...)")
+        return reason
+
+    def denoise(self, raw: NoisyRaw) -> np.ndarray:
+        net = self._network()
+        device = pick_device(self.device)
+        net = net.to(device).half() if self.half else net.to(device)
+        profile = raw.noise if net.noise_map else None
+        out = run_tiled(net, network_input(raw.packed, profile), tile=self.tile, overlap=self.overlap,
+                        device=device, half=self.half)
+        return np.clip(out.transpose(1, 2, 0), 0.0, 1.0)
+
+    def _network(self):
+        if not hasattr(self, "_cached_network"):
+            path = Path(self.weights) if self.weights else self.shipped_weights()
+            self._cached_network = load_network(path, self.network)
+        return self._cached_network

@@ -1,0 +1,18 @@
+"""DnCNN (Zhang et al. 2017) on the packed Bayer planes with a noise-map input, shipped weights, tiled
+inference. The network itself is ``methods/networks/dncnn.py``; loading and inference are
+``bench.learned``; training is ``python -m bench train dncnn``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.learned import LearnedMethod
+from methods.registry import register_method
+
+
+@register_method("dncnn")
+@dataclass
+class DnCNNMethod(LearnedMethod):
+    """DnCNN residual CNN on the 4 packed planes plus a noise-std map from the (estimated) noise profile."""
+
+    network = "dncnn"
