@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list | run | tune | train | noise``.
+"""Command line: ``python -m bench list | run | tune | train | speed | noise``.
 
 Errors in the user's input print one line (``error: <file>: <problem>``) and exit with status 2.
 """
@@ -103,6 +103,13 @@ def _build_parser() -> argparse.ArgumentParser:
     training.add_argument("--out", type=Path, help="output folder (default checkpoints/<network>)")
     training.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     training.set_defaults(handler=_cmd_train)
+
+    speed = commands.add_parser("speed", help="time and peak memory of methods on one full-size frame")
+    speed.add_argument("--methods", required=True, help="comma-separated names or wildcards")
+    speed.add_argument("--size", default="3472x4624", help="frame size HxW in sensor pixels (default 3472x4624)")
+    speed.add_argument("--params", type=Path, help='JSON file {"method": {"param": value}}')
+    speed.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    speed.set_defaults(handler=_cmd_speed)
 
     estimate = commands.add_parser("noise", parents=[data],
                                    help="estimate the noise profile (a, b) of every noisy image")
@@ -222,6 +229,28 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"best weights: {best}  (use: python -m bench run --methods {args.network} "
           f"--params FILE with {{\"{args.network}\": {{\"weights\": \"{best}\"}}}})")
     return 0
+
+
+def _cmd_speed(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from bench.speed import speed_table
+    from methods.registry import resolve_method_names
+
+    names = resolve_method_names(args.methods)
+    try:
+        height, width = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise BenchError(f"--size must look like 3472x4624, got {args.size!r}") from None
+    if height < 64 or width < 64 or height % 2 or width % 2:
+        raise BenchError(f"--size needs even sides of at least 64, got {args.size}")
+    params = load_params_file(args.params) if args.params else {}
+    rows = speed_table(names, params, height, width, log=lambda message: print(message, file=sys.stderr))
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False))
+    if args.csv:
+        table.to_csv(args.csv, index=False)
+    return 0 if all("error" not in row for row in rows) else EXIT_NOTHING_SUCCEEDED
 
 
 def _cmd_noise(args: argparse.Namespace) -> int:

@@ -200,3 +200,18 @@ def test_burst_run_from_the_command_line(pair_folder, tmp_path):
 def test_burst_needs_at_least_one_frame(pair_folder):
     assert_one_line_error(bench("run", "--methods", "noisy", "--data", str(pair_folder), "--burst", "0"),
                           "--burst must be at least 1")
+
+
+def test_speed_measures_each_method_in_its_own_process(tmp_path):
+    result = bench("speed", "--methods", "noisy,bilateral", "--size", "256x320", "--csv", str(tmp_path / "s.csv"))
+    assert result.returncode == 0, result.stderr
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert list(table["method"]) == ["noisy", "bilateral"]
+    assert (table["seconds"] >= 0).all() and (table["peak_gb"] > 0).all()
+    assert (table["height"] == 256).all()
+
+
+def test_speed_rejects_a_bad_size():
+    assert_one_line_error(bench("speed", "--methods", "noisy", "--size", "big"), "--size must look like")
