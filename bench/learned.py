@@ -37,7 +37,8 @@ def build_network(network: str, config: dict):
     if network == "dncnn":
         from methods.networks.dncnn import DnCNN
 
-        return DnCNN(depth=config["depth"], features=config["features"], noise_map=config["noise_map"])
+        return DnCNN(depth=config["depth"], features=config["features"], noise_map=config["noise_map"],
+                     batch_norm=config.get("batch_norm", False))
     raise ValueError(f"unknown network {network!r}")
 
 

@@ -40,7 +40,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 DEFAULT_CONFIGS = {
     "nafnet": {"width": 16, "encoder_blocks": [1, 1, 2], "middle_blocks": 2, "decoder_blocks": [1, 1, 1],
                "noise_map": True},
-    "dncnn": {"depth": 12, "features": 48, "noise_map": True},
+    "dncnn": {"depth": 12, "features": 48, "noise_map": True, "batch_norm": False},
 }
 DN = 1.0 / (COMPETITION_WHITE_LEVEL - COMPETITION_BLACK_LEVEL)
 

@@ -27,14 +27,16 @@ PROFILE = NoiseProfile(4e-3, 2e-4)
 
 
 def _tiny(network: str, seed: int = 0):
-    """A tiny network whose residual branches are switched on (NAFNet's zero-initialised block scales get
-    random values), so that every part of it, channel attention included, affects the output."""
+    """A tiny network whose zero-initialised parts (NAFNet's block scales, DnCNN's last layer) get random
+    values, so that every part of it, channel attention included, affects the output."""
     torch.manual_seed(seed)
     net = build_network(network, TINY[network])
     with torch.no_grad():
         for name, value in net.named_parameters():
             if name.endswith(("beta", "gamma")):
                 value.uniform_(-0.5, 0.5)
+        if network == "dncnn":
+            net.body[-1].weight.normal_(0.0, 0.1)
     return net.eval()
 
 
@@ -63,7 +65,7 @@ def test_tiled_inference_equals_whole_frame(network):
     reference = inputs[:4]
     psnr = [10 * np.log10(1 / np.mean((out - reference) ** 2)) for out in (whole, tiled)]
     assert abs(psnr[0] - psnr[1]) < 0.01
-    assert np.abs(tiled - whole).max() < (1e-4 if network == "dncnn" else 2e-3)
+    assert np.abs(tiled - whole).max() < (1e-3 if network == "dncnn" else 2e-3)
 
 
 def test_tile_starts_cover_the_image_with_overlap():
