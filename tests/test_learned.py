@@ -181,3 +181,22 @@ def test_train_command_writes_weights_card_and_resumes(tmp_path):
 def test_train_without_data_is_a_one_line_error():
     result = bench("train", "dncnn", "--steps", "1")
     assert result.returncode == 2 and "error: give training data" in result.stderr
+
+
+@pytest.mark.parametrize("network", ["nafnet", "dncnn"])
+def test_shipped_weights_tile_without_changing_the_score(network):
+    from bench.learned import LearnedMethod
+    from bench.noise import add_noise
+    from bench.rawio import normalize, pack
+    from tests.helpers import smooth_clean_mosaic
+
+    path = LearnedMethod.shipped_weights().with_name(f"{network}.pth")
+    net = load_network(path, network)
+    clean_mosaic = smooth_clean_mosaic(1200, 1400, seed=4)  # 600 x 700 packed: 2 x 2 default tiles
+    noisy_mosaic = add_noise(clean_mosaic, PROFILE.a, PROFILE.b, np.random.default_rng(2), 1024, 16383)
+    clean = normalize(pack(clean_mosaic), 1024, 16383).transpose(2, 0, 1)
+    inputs = network_input(np.clip(normalize(pack(noisy_mosaic), 1024, 16383), 0, 1), PROFILE)
+    psnr = [10 * np.log10(1 / np.mean((np.clip(out, 0, 1) - clean) ** 2))
+            for out in (run_tiled(net, inputs, tile=0), run_tiled(net, inputs, tile=512, overlap=64))]
+    assert psnr[0] > 10 * np.log10(1 / np.mean((inputs[:4] - clean) ** 2)) + 3  # it denoises
+    assert abs(psnr[0] - psnr[1]) < 0.01
