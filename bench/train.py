@@ -13,6 +13,7 @@ Loss: L1 (default) or PSNR, plus optional Fourier-magnitude and adjacent-pixel (
 AdamW with a cosine learning-rate schedule. Every ``val_every`` steps the model is scored with the
 competition Score on fixed held-out pairs; ``last.pt`` (resumable training state) and, when the score
 improves, ``best.pth`` (weights + model card) are written to the output folder, with ``model_card.md``.
+The held-out pairs are every 10th clean image (sorted by path) and every 10th real pair.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ def bayer_augment(mosaic: np.ndarray, flip_rows: bool, flip_columns: bool, trans
 
 
 class PairSampler:
-    """Random augmented crops of a competition-layout folder's pairs, loaded into memory once."""
+    """Random augmented crops of a competition-layout folder's pairs, loaded into memory once. Every 10th
+    pair (by image order) is held out for validation when there are at least two."""
 
     def __init__(self, root: Path, patch: int, log: Callable[[str], None]):
         from bench.datasets import load_item, open_dataset
@@ -165,8 +167,24 @@ class PairSampler:
             noisy = pair.noisy.normalized_packed()
             profile = dataset.true_noise.get(item.image_id) or estimate_noise(noisy, step=dataset.dn_step)
             self.items.append((pair.noisy.mosaic, pair.gt.mosaic, profile, dataset))
+        self.held_out = self.items[::10] if len(self.items) >= 2 else []
+        self.items = [item for k, item in enumerate(self.items) if k % 10 != 0] if self.held_out else self.items
         self.patch = patch
-        log(f"loaded {len(self.items)} training pairs from {root}")
+        log(f"loaded {len(self.items)} training pairs from {root} ({len(self.held_out)} held out for validation)")
+
+    def validation_pairs(self) -> list[tuple[np.ndarray, np.ndarray, NoiseProfile]]:
+        """The held-out pairs' central crops (at most 256 x 256 packed), as ``(noisy, clean, profile)``."""
+        from bench.rawio import normalize, pack
+
+        pairs = []
+        for noisy_mosaic, gt_mosaic, profile, dataset in self.held_out:
+            packed = [np.clip(normalize(pack(m), dataset.black_level, dataset.white_level), 0, 1)
+                      for m in (noisy_mosaic, gt_mosaic)]
+            height, width = packed[0].shape[:2]
+            top, left = max((height - 256) // 2, 0), max((width - 256) // 2, 0)
+            noisy, clean = (p[top:top + 256, left:left + 256] for p in packed)
+            pairs.append((np.ascontiguousarray(noisy), np.ascontiguousarray(clean), profile))
+        return pairs
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, NoiseProfile]:
         from bench.rawio import normalize, pack
@@ -301,10 +319,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
         sources.append(f"{len(train_paths)} clean sRGB images from {', '.join(str(d) for d in config.clean_dirs)} "
                        f"(every 10th of {len(paths)} held out for validation), unprocessed to BGGR, "
                        f"blur sigma U(0, {config.max_blur}), a and b log-uniform over {A_RANGE} x {B_RANGE}")
-    if config.data is not None:
-        samplers.append(PairSampler(config.data, config.patch, log))
-        sources.append(f"pairs of {config.data}")
     validation = validation_pairs(validation_paths, config.val_pairs, config.seed) if validation_paths else None
+    if config.data is not None:
+        pair_sampler = PairSampler(config.data, config.patch, log)
+        samplers.append(pair_sampler)
+        sources.append(f"pairs of {config.data} (every 10th held out for validation)")
+        validation = (validation or []) + pair_sampler.validation_pairs() or None
 
     torch.manual_seed(config.seed)
     net = build_network(config.network, net_config).to(device)
@@ -392,8 +412,9 @@ def _model_card(config: TrainConfig, parameters: int, step: int, history: list[d
         "device": device,
         "validation": ({"step": best["step"], "score": best["val_score"], "psnr": best["val_psnr"],
                         "pairs": config.val_pairs,
-                        "what": "fixed 128x128-packed crops of held-out clean images, noise groups of the "
-                                "embedded set in turn, true noise profile, competition Score"} if best else None),
+                        "what": "competition Score on fixed held-out pairs: 128x128-packed crops of held-out "
+                                "clean images (the embedded set's noise groups in turn, true profile) and/or "
+                                "central crops of every 10th real pair"} if best else None),
         "git_commit": provenance.git_commit(),
         "written": dt.datetime.now().isoformat(timespec="seconds"),
         "command": provenance.command_line(),

@@ -200,3 +200,11 @@ def test_shipped_weights_tile_without_changing_the_score(network):
             for out in (run_tiled(net, inputs, tile=0), run_tiled(net, inputs, tile=512, overlap=64))]
     assert psnr[0] > 10 * np.log10(1 / np.mean((inputs[:4] - clean) ** 2)) + 3  # it denoises
     assert abs(psnr[0] - psnr[1]) < 0.01
+
+
+def test_train_on_real_pairs_validates_on_held_out_pairs(pair_folder, tmp_path):
+    result = bench("train", "dncnn", "--data", str(pair_folder), "--steps", "2", "--batch", "2", "--patch", "16",
+                   "--val-every", "1", "--config", '{"depth": 3, "features": 8}', "--out", str(tmp_path / "run"))
+    assert result.returncode == 0, result.stderr
+    assert "2 training pairs" in result.stderr and "1 held out" in result.stderr
+    assert "validation at step 1" in result.stderr and "validation at step 2" in result.stderr
