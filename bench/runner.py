@@ -15,6 +15,7 @@ A run folder ``<out>/<dataset>/<run-id>/`` holds:
 from __future__ import annotations
 
 import csv
+import functools
 import datetime as dt
 import json
 import math
@@ -216,6 +217,7 @@ def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: B
             return true
     else:
 
+        @functools.cache
         def profile() -> NoiseProfile:
             return estimate_noise(packed, step=dataset.dn_step)
 
@@ -231,12 +233,12 @@ def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: B
                     file_hashes.append((_relative(image.path, dataset.root), digest))
             frames = np.concatenate([frames, np.stack([image.normalized_packed() for image, _ in others])])
         else:
-            generator = true if true is not None else estimate_noise(packed, step=dataset.dn_step)
+            # without a true profile the frames are made with the estimate the methods receive (computed once)
+            generator = true if true is not None else profile()
             clean_rgb = dataset.clean_linear(image_id) if dataset.clean_linear and not burst.static else None
             mosaics = synthesize_burst(burst, image_id, pair.noisy.mosaic, pair.gt.mosaic, pair.noisy.cfa,
                                        generator, dataset.black_level, dataset.white_level, clean_rgb)
             frames = packed_frames(mosaics, dataset.black_level, dataset.white_level)
-            frames[0] = packed
     return NoisyRaw(frames, pair.noisy.cfa, profile, image_id)
 
 
