@@ -17,7 +17,6 @@ Recipe, per image:
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
 import json

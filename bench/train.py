@@ -33,7 +33,7 @@ import numpy as np
 from bench import provenance
 from bench.errors import BenchError
 from bench.learned import CHECKPOINT_FORMAT, build_network, load_checkpoint
-from bench.noise import A_RANGE, B_RANGE, NoiseProfile
+from bench.noise import A_RANGE, B_RANGE, NoiseProfile, add_noise
 from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -43,7 +43,6 @@ DEFAULT_CONFIGS = {
                "noise_map": True},
     "dncnn": {"depth": 12, "features": 48, "noise_map": True, "batch_norm": False},
 }
-DN = 1.0 / (COMPETITION_WHITE_LEVEL - COMPETITION_BLACK_LEVEL)
 
 
 @dataclass
@@ -111,7 +110,7 @@ def synthetic_pair(srgb: np.ndarray, patch: int, rng: np.random.Generator, max_b
     from scipy.ndimage import gaussian_filter
 
     from bench.embedded import mosaic_bggr, unprocess
-    from bench.rawio import pack
+    from bench.rawio import denormalize, normalize, pack
 
     margin = 4
     side = 2 * patch + 2 * margin
@@ -126,14 +125,15 @@ def synthetic_pair(srgb: np.ndarray, patch: int, rng: np.random.Generator, max_b
     if sigma > 0.05:
         linear = gaussian_filter(linear, sigma=(sigma, sigma, 0), mode="reflect")
     linear = linear[margin:margin + 2 * patch, margin:margin + 2 * patch]
-    # the ground truth is stored as whole DN, like the embedded set's
-    clean = np.floor(pack(mosaic_bggr(linear)) / DN) * DN
+    # stored as 16-bit DN exactly like the embedded set's ground truth, then the organisers' generator
+    clean_mosaic = denormalize(mosaic_bggr(linear), COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
     if profile is None:
         profile = NoiseProfile(float(np.exp(rng.uniform(*np.log(A_RANGE)))),
                                float(np.exp(rng.uniform(*np.log(B_RANGE)))))
-    noisy = clean + rng.standard_normal(clean.shape) * np.sqrt(profile.a * clean + profile.b)
-    noisy = np.floor(np.clip(noisy, 0.0, 1.0) / DN) * DN
-    return noisy.astype(np.float32), clean.astype(np.float32), profile
+    noisy_mosaic = add_noise(clean_mosaic, profile.a, profile.b, rng, COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+    clean, noisy = (normalize(pack(m), COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+                    for m in (clean_mosaic, noisy_mosaic))
+    return noisy, clean, profile
 
 
 def bayer_augment(mosaic: np.ndarray, flip_rows: bool, flip_columns: bool, transpose: bool) -> np.ndarray:
