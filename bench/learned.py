@@ -26,20 +26,29 @@ CHECKPOINT_FORMAT = "raw-bench-checkpoint-1"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "methods" / "weights"
 
 
-def build_network(network: str, config: dict):
-    """The untrained torch module ``network`` ("nafnet" or "dncnn") with constructor arguments ``config``."""
+def network_class(network: str):
+    """The torch module class of ``network`` ("nafnet" or "dncnn")."""
     if network == "nafnet":
         from methods.networks.nafnet import NAFNet
 
-        return NAFNet(width=config["width"], encoder_blocks=tuple(config["encoder_blocks"]),
-                      middle_blocks=config["middle_blocks"], decoder_blocks=tuple(config["decoder_blocks"]),
-                      noise_map=config["noise_map"], pool_window=config.get("pool_window", 64))
+        return NAFNet
     if network == "dncnn":
         from methods.networks.dncnn import DnCNN
 
-        return DnCNN(depth=config["depth"], features=config["features"], noise_map=config["noise_map"],
-                     batch_norm=config.get("batch_norm", False))
+        return DnCNN
     raise ValueError(f"unknown network {network!r}")
+
+
+def build_network(network: str, config: dict):
+    """The untrained torch module ``network`` ("nafnet" or "dncnn") with constructor arguments ``config``
+    (settings added after a checkpoint was written take their defaults)."""
+    cls = network_class(network)
+    if network == "nafnet":
+        return cls(width=config["width"], encoder_blocks=tuple(config["encoder_blocks"]),
+                   middle_blocks=config["middle_blocks"], decoder_blocks=tuple(config["decoder_blocks"]),
+                   noise_map=config["noise_map"], pool_window=config.get("pool_window", 64))
+    return cls(depth=config["depth"], features=config["features"], noise_map=config["noise_map"],
+               batch_norm=config.get("batch_norm", False))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -64,6 +73,32 @@ def load_network(path: Path, expected_network: str):
         raise BenchError(f"{path}: holds a {data['network']} network, not {expected_network}")
     net = build_network(data["network"], data["config"])
     net.load_state_dict(data["state_dict"])
+    return net.eval()
+
+
+def network_denoise(net, packed: np.ndarray, noise, tile: int, overlap: int, device: str,
+                    half: bool) -> np.ndarray:
+    """Denoise one image with a packed-RAW network (``methods/networks`` convention).
+
+    packed: ``(h, w, 4)`` float32 normalised noisy image. noise: a function returning its NoiseProfile,
+    called only when the network takes a noise map. tile, overlap, device, half: as declared on
+    ``LearnedMethod``. Returns the denoised ``(h, w, 4)`` float32 clipped to [0, 1].
+    """
+    device = pick_device(device)
+    net = net.to(device).half() if half else net.to(device)
+    profile = noise() if net.noise_map else None
+    out = run_tiled(net, network_input(packed, profile), tile=tile, overlap=overlap, device=device, half=half)
+    return np.clip(out.transpose(1, 2, 0), 0.0, 1.0)
+
+
+def load_model_file(path: Path, network_class):
+    """A network saved by ``bench export`` (``model.pth``: a dict with the ``config`` the class is built with
+    and its ``state_dict``) -> the ``network_class`` module in eval mode on the CPU."""
+    import torch
+
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    net = network_class(**checkpoint["config"])
+    net.load_state_dict(checkpoint["state_dict"])
     return net.eval()
 
 
@@ -94,13 +129,8 @@ class LearnedMethod(Method):
         return reason
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
-        net = self._network()
-        device = pick_device(self.device)
-        net = net.to(device).half() if self.half else net.to(device)
-        profile = raw.noise if net.noise_map else None
-        out = run_tiled(net, network_input(raw.packed, profile), tile=self.tile, overlap=self.overlap,
-                        device=device, half=self.half)
-        return np.clip(out.transpose(1, 2, 0), 0.0, 1.0)
+        return network_denoise(self._network(), raw.packed, lambda: raw.noise, tile=self.tile,
+                               overlap=self.overlap, device=self.device, half=self.half)
 
     def _network(self):
         if not hasattr(self, "_cached_network"):

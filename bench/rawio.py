@@ -299,6 +299,9 @@ def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: 
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the permissions of a normally created file, not mkstemp's 0600
         size = tmp.stat().st_size
         if expected_size is not None and size != expected_size:
             raise BenchError(f"{path}: written file has {size} bytes, template had {expected_size}")

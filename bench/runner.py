@@ -35,7 +35,8 @@ from bench.datasets import Dataset, LoadedPair, fingerprint, load_burst_frames, 
 from bench.errors import BenchError
 from bench.metrics import score_mosaic
 from bench.noise import NoiseProfile, estimate_noise
-from bench.rawio import denormalize, unpack, write_dng
+from bench.pipeline import packed_to_mosaic
+from bench.rawio import write_dng
 from methods.base import Method, NoisyRaw
 from methods.registry import create_method
 
@@ -65,27 +66,6 @@ class RunResult:
     succeeded: int
     failed: int
     interrupted: bool = False
-
-
-class MethodOutputError(Exception):
-    """A method returned something that is not a valid denoised image."""
-
-
-def check_output(out, expected_shape: tuple[int, ...]) -> np.ndarray:
-    """Validate a method's return value: array of ``expected_shape``, floating, finite, within [0, 1].
-    Returns it as float32."""
-    if not isinstance(out, np.ndarray):
-        raise MethodOutputError(f"returned {type(out).__name__}, expected a numpy array")
-    if out.shape != expected_shape:
-        raise MethodOutputError(f"returned shape {out.shape}, expected {expected_shape}")
-    if not np.issubdtype(out.dtype, np.floating):
-        raise MethodOutputError(f"returned dtype {out.dtype}, expected floating point")
-    if not np.isfinite(out).all():
-        raise MethodOutputError(f"returned {int((~np.isfinite(out)).sum())} NaN or infinite values")
-    low, high = float(out.min()), float(out.max())
-    if low < 0.0 or high > 1.0:
-        raise MethodOutputError(f"returned values outside [0, 1] (min {low:.6g}, max {high:.6g})")
-    return out.astype(np.float32, copy=False)
 
 
 def check_scorable(dataset: Dataset, noise_mode: str) -> None:
@@ -262,8 +242,7 @@ def denoise_to_mosaic(method: Method, raw: NoisyRaw, dataset: Dataset) -> tuple[
     started = time.perf_counter()
     out = method.denoise(raw)
     seconds = time.perf_counter() - started
-    out = check_output(out, raw.packed.shape)
-    return unpack(denormalize(out, dataset.black_level, dataset.white_level)), seconds
+    return packed_to_mosaic(out, raw.packed.shape, dataset.black_level, dataset.white_level), seconds
 
 
 def _run_one(method: Method, raw: NoisyRaw, pair: LoadedPair, dataset: Dataset, run_dir: Path,

@@ -98,6 +98,11 @@ class Method:
     kind: ClassVar[str] = "classical"
     #: Packages the method imports when it runs: import name -> pip package name.
     requires: ClassVar[dict[str, str]] = {}
+    #: Classical methods: the module-level function ``f(packed, profile, <each parameter by name>)`` ->
+    #: denoised ``(h, w, 4)`` float32 that ``denoise`` calls. ``bench export`` copies it, with everything it
+    #: uses, into a self-contained ``alg.py``; so it may import only third-party packages and module-level
+    #: ``bench``/``methods`` names. None: the method cannot be exported as an ``alg.py``.
+    packed_function: ClassVar[Callable | None] = None
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         """Return the denoised reference frame: ``(h, w, 4)`` float in [0, 1], same shape as ``raw.packed``."""

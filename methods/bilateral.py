@@ -6,9 +6,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.noise import NoiseProfile
 from bench.vst import denoise_stabilised
 from methods.base import Method, NoisyRaw, param
 from methods.registry import register_method
+
+
+def bilateral_packed(packed: np.ndarray, profile: NoiseProfile, sigma_color: float, sigma_space: float,
+                     diameter: int) -> np.ndarray:
+    """``(h, w, 4)`` float32 noisy normalised image with noise ``profile`` -> the denoised ``(h, w, 4)``
+    float32 in [0, 1]. Parameters as declared on ``Bilateral``."""
+    import cv2
+
+    def filter_planes(stabilised: np.ndarray) -> np.ndarray:
+        # (h, w, 4) float64 with unit noise std -> filtered (h, w, 4) float64; OpenCV filters float32 planes
+        out = np.empty_like(stabilised)
+        for plane in range(stabilised.shape[-1]):
+            src = np.ascontiguousarray(stabilised[..., plane], dtype=np.float32)
+            out[..., plane] = cv2.bilateralFilter(src, diameter, sigma_color, sigma_space)
+        return out
+
+    return denoise_stabilised(packed, profile, filter_planes)
 
 
 @register_method("bilateral")
@@ -18,22 +36,11 @@ class Bilateral(Method):
 
     kind = "classical"
     requires = {"cv2": "opencv-python-headless"}
+    packed_function = staticmethod(bilateral_packed)
     sigma_color: float = param(2.25, "range (intensity) sigma, in units of the noise standard deviation",
                                low=1.0, high=4.0)
     sigma_space: float = param(1.5, "spatial sigma, in packed pixels", low=0.75, high=3.0)
     diameter: int = param(9, "neighbourhood diameter, in packed pixels (OpenCV's d)", low=3, high=15)
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
-        return denoise_stabilised(raw.packed, raw.noise, self._filter_planes)
-
-    def _filter_planes(self, stabilised: np.ndarray) -> np.ndarray:
-        """``(h, w, 4)`` float64 with unit noise std -> the filtered ``(h, w, 4)`` float64 (OpenCV filters
-        each plane as a float32 image)."""
-        import cv2
-
-        out = np.empty_like(stabilised)
-        for plane in range(stabilised.shape[-1]):
-            src = np.ascontiguousarray(stabilised[..., plane], dtype=np.float32)
-            out[..., plane] = cv2.bilateralFilter(src, self.diameter, self.sigma_color, self.sigma_space)
-        return out
-
+        return bilateral_packed(raw.packed, raw.noise, **self.param_values())

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.noise import NoiseProfile
 from bench.vst import denoise_stabilised
 from methods.base import Method, NoisyRaw, param
 from methods.registry import register_method
@@ -41,42 +42,6 @@ HAAR_2X2 = np.array([[1, 1, 1, 1],
 TILE_MARGIN = 16
 #: Most worker processes used by default.
 MAX_WORKERS = 4
-
-
-@register_method("bm3d")
-@dataclass
-class BM3D(Method):
-    """BM3D (reference bm3d package, both stages) on the 4 Bayer planes jointly after a VST and a 2x2 Haar."""
-
-    kind = "classical"
-    requires = {"bm3d": "bm3d"}
-    sigma_scale: float = param(0.9, "noise std given to BM3D, in units of the stabilised noise std",
-                               low=0.7, high=1.2)
-    tile_size: int = param(512, "side of the square tiles (packed pixels) denoised independently and in "
-                                "parallel, each with 16 pixels of overlap; 0 = the whole image at once")
-    workers: int = param(0, "worker processes: 0 = min(4, CPU cores), 1 = everything in this process")
-
-    def denoise(self, raw: NoisyRaw) -> np.ndarray:
-        return denoise_stabilised(raw.packed, raw.noise, self._denoise_unit_noise)
-
-    def _denoise_unit_noise(self, stabilised: np.ndarray) -> np.ndarray:
-        """``(h, w, 4)`` float64 with unit noise std -> the denoised ``(h, w, 4)`` float64."""
-        channels = stabilised @ HAAR_2X2.T
-        tiles = tile_grid(channels.shape[0], channels.shape[1], self.tile_size, TILE_MARGIN)
-        crops = [np.ascontiguousarray(channels[tile.padded]) for tile in tiles]
-        sigmas = [self.sigma_scale] * len(crops)
-        workers = min(self.workers if self.workers > 0 else min(MAX_WORKERS, os.cpu_count() or 1), len(crops))
-        if workers == 1:
-            results = [bm3d_joint(crop, sigma) for crop, sigma in zip(crops, sigmas)]
-        else:
-            spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
-                results = list(pool.map(bm3d_joint, crops, sigmas))
-        denoised = np.empty_like(channels)
-        for tile, result in zip(tiles, results):
-            denoised[tile.core] = result[tile.core_in_padded]
-        return denoised @ HAAR_2X2
-
 
 
 @dataclass(frozen=True)
@@ -122,3 +87,47 @@ def bm3d_joint(channels: np.ndarray, sigma: float) -> np.ndarray:
     denoised = bm3d.bm3d(channels, sigma_psd=[sigma] * channels.shape[-1], profile=profile,
                          stage_arg=bm3d.BM3DStages.ALL_STAGES)
     return np.asarray(denoised, dtype=np.float64).reshape(channels.shape)
+
+
+def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, tile_size: int,
+                workers: int) -> np.ndarray:
+    """``(h, w, 4)`` float32 noisy normalised image with noise ``profile`` -> the denoised ``(h, w, 4)``
+    float32 in [0, 1]. Parameters as declared on ``BM3D``."""
+
+    def filter_unit_noise(stabilised: np.ndarray) -> np.ndarray:
+        # (h, w, 4) float64 with unit noise std -> denoised (h, w, 4) float64
+        channels = stabilised @ HAAR_2X2.T
+        tiles = tile_grid(channels.shape[0], channels.shape[1], tile_size, TILE_MARGIN)
+        crops = [np.ascontiguousarray(channels[tile.padded]) for tile in tiles]
+        sigmas = [sigma_scale] * len(crops)
+        processes = min(workers if workers > 0 else min(MAX_WORKERS, os.cpu_count() or 1), len(crops))
+        if processes == 1:
+            results = [bm3d_joint(crop, sigma) for crop, sigma in zip(crops, sigmas)]
+        else:
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=processes, mp_context=spawn) as pool:
+                results = list(pool.map(bm3d_joint, crops, sigmas))
+        denoised = np.empty_like(channels)
+        for tile, result in zip(tiles, results):
+            denoised[tile.core] = result[tile.core_in_padded]
+        return denoised @ HAAR_2X2
+
+    return denoise_stabilised(packed, profile, filter_unit_noise)
+
+
+@register_method("bm3d")
+@dataclass
+class BM3D(Method):
+    """BM3D (reference bm3d package, both stages) on the 4 Bayer planes jointly after a VST and a 2x2 Haar."""
+
+    kind = "classical"
+    requires = {"bm3d": "bm3d"}
+    packed_function = staticmethod(bm3d_packed)
+    sigma_scale: float = param(0.9, "noise std given to BM3D, in units of the stabilised noise std",
+                               low=0.7, high=1.2)
+    tile_size: int = param(512, "side of the square tiles (packed pixels) denoised independently and in "
+                                "parallel, each with 16 pixels of overlap; 0 = the whole image at once")
+    workers: int = param(0, "worker processes: 0 = min(4, CPU cores), 1 = everything in this process")
+
+    def denoise(self, raw: NoisyRaw) -> np.ndarray:
+        return bm3d_packed(raw.packed, raw.noise, **self.param_values())

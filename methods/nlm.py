@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bench.noise import NoiseProfile
 from bench.vst import denoise_stabilised
 from methods.base import Method, NoisyRaw, param
 from methods.registry import register_method
@@ -22,35 +23,6 @@ from methods.registry import register_method
 LEVELS_PER_NOISE_STD = 32.0
 #: Headroom kept free at both ends of the 16-bit range.
 MARGIN_16BIT = 256.0
-
-
-@register_method("nlm")
-@dataclass
-class NonLocalMeans(Method):
-    """Non-local means (OpenCV fast NLM, 16-bit, L1 distance) on the 4 Bayer planes with shared weights."""
-
-    kind = "classical"
-    requires = {"cv2": "opencv-python-headless"}
-    h: float = param(1.7, "filter strength: OpenCV's h for the 4-plane L1 distance, in units of the noise std",
-                     low=0.8, high=3.0)
-    template_window: int = param(3, "patch side in packed pixels (odd; an even value is rounded up)",
-                                 low=3, high=9)
-    search_window: int = param(13, "search window side in packed pixels (odd; an even value is rounded up)",
-                               low=7, high=31)
-
-    def denoise(self, raw: NoisyRaw) -> np.ndarray:
-        return denoise_stabilised(raw.packed, raw.noise, self._denoise_unit_noise)
-
-    def _denoise_unit_noise(self, stabilised: np.ndarray) -> np.ndarray:
-        """``(h, w, 4)`` float64 with unit noise std -> the denoised ``(h, w, 4)`` float64, through OpenCV's
-        16-bit NLM on a ``(h, w, 4)`` uint16 image."""
-        import cv2
-
-        levels = UnitNoiseLevels.fit(stabilised)
-        filtered = cv2.fastNlMeansDenoising(levels.to_uint16(stabilised), h=[self.h * levels.scale],
-                                            templateWindowSize=odd(self.template_window),
-                                            searchWindowSize=odd(self.search_window), normType=cv2.NORM_L1)
-        return levels.from_uint16(filtered)
 
 
 @dataclass(frozen=True)
@@ -80,3 +52,39 @@ class UnitNoiseLevels:
 def odd(size: int) -> int:
     """OpenCV's window sizes must be odd: an even size is rounded up."""
     return size if size % 2 == 1 else size + 1
+
+
+def nlm_packed(packed: np.ndarray, profile: NoiseProfile, h: float, template_window: int,
+               search_window: int) -> np.ndarray:
+    """``(h, w, 4)`` float32 noisy normalised image with noise ``profile`` -> the denoised ``(h, w, 4)``
+    float32 in [0, 1]. Parameters as declared on ``NonLocalMeans``."""
+    import cv2
+
+    def filter_unit_noise(stabilised: np.ndarray) -> np.ndarray:
+        # (h, w, 4) float64 with unit noise std -> denoised (h, w, 4) float64, via 16-bit NLM on 4 planes
+        levels = UnitNoiseLevels.fit(stabilised)
+        filtered = cv2.fastNlMeansDenoising(levels.to_uint16(stabilised), h=[h * levels.scale],
+                                            templateWindowSize=odd(template_window),
+                                            searchWindowSize=odd(search_window), normType=cv2.NORM_L1)
+        return levels.from_uint16(filtered)
+
+    return denoise_stabilised(packed, profile, filter_unit_noise)
+
+
+@register_method("nlm")
+@dataclass
+class NonLocalMeans(Method):
+    """Non-local means (OpenCV fast NLM, 16-bit, L1 distance) on the 4 Bayer planes with shared weights."""
+
+    kind = "classical"
+    requires = {"cv2": "opencv-python-headless"}
+    packed_function = staticmethod(nlm_packed)
+    h: float = param(1.7, "filter strength: OpenCV's h for the 4-plane L1 distance, in units of the noise std",
+                     low=0.8, high=3.0)
+    template_window: int = param(3, "patch side in packed pixels (odd; an even value is rounded up)",
+                                 low=3, high=9)
+    search_window: int = param(13, "search window side in packed pixels (odd; an even value is rounded up)",
+                               low=7, high=31)
+
+    def denoise(self, raw: NoisyRaw) -> np.ndarray:
+        return nlm_packed(raw.packed, raw.noise, **self.param_values())
