@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list | run | tune | train | speed | noise``.
+"""Command line: ``python -m bench list | run | tune | train | speed | noise | export | verify``.
 
 Errors in the user's input print one line (``error: <file>: <problem>``) and exit with status 2.
 """
@@ -6,6 +6,7 @@ Errors in the user's input print one line (``error: <file>: <problem>``) and exi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -110,6 +111,30 @@ def _build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--params", type=Path, help='JSON file {"method": {"param": value}}')
     speed.add_argument("--csv", type=Path, help="also write the table to this CSV file")
     speed.set_defaults(handler=_cmd_speed)
+
+    export = commands.add_parser("export", help="write a competition submission for one method, then verify it")
+    chosen = export.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--method", help="the method to export (parameters: --params, else its defaults)")
+    chosen.add_argument("--best", type=Path, metavar="RUN_DIR",
+                        help="export the method with the highest mean Score in this `bench run` folder, with the "
+                             "parameters it ran with")
+    export.add_argument("--kind", choices=("classical", "learned"), help="with --best: consider only this kind")
+    export.add_argument("--params", type=Path, help='JSON file {"method": {"param": value}} (over --best\'s values)')
+    export.add_argument("--data", type=Path, help="folder of noisy{i}.dng test images (or a training-layout "
+                                                  "folder); default: the embedded set's noisy images")
+    export.add_argument("--out", type=Path, default=Path("result"),
+                        help="submission folder to create (default: result/); result.zip is written beside it")
+    export.add_argument("--script", type=Path, metavar="PATH",
+                        help="only write the self-contained script (alg.py or network.py) to PATH: no data, "
+                             "no zip, no verification")
+    export.add_argument("--black-level", type=int, default=1024, help="black level (competition: 1024)")
+    export.add_argument("--white-level", type=int, default=16383, help="white level (competition: 16383)")
+    export.set_defaults(handler=_cmd_export)
+
+    verify = commands.add_parser("verify", help="check a submission folder written by `bench export`")
+    verify.add_argument("result_dir", type=Path, metavar="RESULT_DIR")
+    verify.add_argument("--data", type=Path, help="the test images (default: the folder recorded at export)")
+    verify.set_defaults(handler=_cmd_verify)
 
     estimate = commands.add_parser("noise", parents=[data],
                                    help="estimate the noise profile (a, b) of every noisy image")
@@ -280,6 +305,51 @@ def _cmd_noise(args: argparse.Namespace) -> int:
               "(100 - 100*mean(0.5*min(|a^-a|/a,1) + 0.5*min(|b^-b|/b,1)))")
     if args.csv:
         print(f"written: {args.csv}")
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from bench import provenance
+    from bench.export import Choice, best_in_run, export_submission, write_script_only
+
+    if args.kind and not args.best:
+        raise BenchError("--kind goes with --best")
+    choice = best_in_run(args.best, args.kind) if args.best else Choice(args.method, {})
+    if args.params:
+        overrides = load_params_file(args.params).get(choice.name, {})
+        choice = dataclasses.replace(choice, params={**choice.params, **overrides})
+    if args.best:
+        print(f"best in {args.best}: {choice.name} (mean Score {choice.score:.2f})", file=sys.stderr)
+    if args.script:
+        script = write_script_only(choice, args.script, args.black_level, args.white_level)
+        print(f"wrote {args.script} ({script} of {choice.name})")
+        return 0
+    if args.data is None:
+        from bench.embedded import embedded_dataset
+
+        args.data = embedded_dataset(log=lambda message: print(message, file=sys.stderr)).root
+    result = export_submission(choice, args.data, args.out, args.black_level, args.white_level,
+                               command=provenance.command_line(),
+                               log=lambda message: print(message, file=sys.stderr, flush=True))
+    return _report_verification(result.result_dir, result.problems)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from bench.export import verify_submission
+
+    problems = verify_submission(args.result_dir, args.data,
+                                 log=lambda message: print(message, file=sys.stderr, flush=True))
+    return _report_verification(args.result_dir, problems)
+
+
+def _report_verification(result_dir: Path, problems: list[str]) -> int:
+    if problems:
+        for problem in problems:
+            print(f"FAILED: {problem}")
+        print(f"{result_dir}: {len(problems)} problem(s); this is not a valid submission")
+        return EXIT_NOTHING_SUCCEEDED
+    print(f"verified: {result_dir} (layout, names, sizes, value range, byte-identical re-run of the exported "
+          f"script alone) and {result_dir.parent / 'result.zip'}")
     return 0
 
 

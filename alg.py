@@ -1,0 +1,902 @@
+"""bm3d: BM3D (reference bm3d package, both stages) on the 4 Bayer planes jointly after a VST and a 2x2 Haar.
+
+A self-contained competition submission written by raw-bench's `bench export`.
+
+Usage:  python alg.py INPUT_DIR OUTPUT_DIR
+
+Denoises every INPUT_DIR/noisy{i}.dng (or {i}_noise.dng) into OUTPUT_DIR/denoise{i}.dng.
+From Python: `denoise_image(packed, profile, cfa)` is the method itself.
+
+What it does to each image: read the mosaic (rawpy), pack the 2x2 Bayer phases into 4 planes,
+normalise with BLACK_LEVEL / WHITE_LEVEL, estimate the noise profile var = a*x + b from the image
+alone, denoise, clip to [0, 1], scale back and truncate to uint16, and write the pixels into a
+byte-for-byte copy of the noisy file.
+
+Method: bm3d (classical), parameters:
+    sigma_scale = 0.9
+    tile_size = 512
+    workers = 0
+Chosen from: results/embedded/20261123-053133, the highest mean Score there (65.10) among the methods `bench export --best` could consider.
+
+Needs: bm3d, numpy, rawpy, scipy, tifffile.
+
+Generated from raw-bench's own source (bench/codegen.py copies the functions the benchmark ran,
+unchanged, grouped by the file they come from); do not edit. Regenerate with
+    python -m bench export --best results/embedded/20261123-053133 --kind classical --script alg.py
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import numpy as np
+import os
+import re
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from scipy.ndimage import correlate1d
+from scipy.special import ndtr
+from typing import Callable
+
+
+# ---- from bench/errors.py
+
+
+class BenchError(Exception):
+    """A problem with the user's input or set-up, stated in one line that names the file or thing at fault."""
+
+
+# ---- from bench/noise_estimation.py
+
+
+#: Side of the square tiles, in packed pixels.
+DEFAULT_BLOCK = 8
+
+
+#: Pixels left out at each image border so that every filter sees only real pixels.
+_MARGIN = 3
+
+
+#: A tile is flat when both texture energies are below this multiple of the predicted noise variance.
+#: For pure noise about 70 % of 8x8 tiles pass; lower values reject more faint texture.
+_TEXTURE_THRESHOLD = 1.25
+
+
+#: Tiles whose level is within this many noise standard deviations of 1 are not used.
+_WHITE_CLIP_SIGMAS = 4.0
+
+
+#: Fewest tiles a fit uses; when fewer are flat, the least textured ones are taken.
+_MIN_TILES = 16
+
+
+#: The likelihood is raised to this power: tiles from real images scatter more than pure noise does
+#: (on validation images the untempered posterior was about 1.5x too narrow).
+_LIKELIHOOD_TEMPER = 0.5
+
+
+_SELECTION_ROUNDS = 6
+
+
+_LEVEL_BINS = 64
+
+
+#: Level bins span at least this many standard deviations of a tile's mean level.
+_BIN_WIDTH_SIGMAS = 4.0
+
+
+_GRID_POINTS = 41
+
+
+_SECOND_DIFFERENCE = np.array([1.0, -2.0, 1.0])
+
+
+# Fine residual: outer(second difference, second difference) / 6, unit gain for white noise.
+_RESIDUAL_TAPS = (_SECOND_DIFFERENCE / np.sqrt(6.0), _SECOND_DIFFERENCE / np.sqrt(6.0))
+
+
+# Fine texture: second difference along one axis, binomial smoothing along the other.
+_FINE_TEXTURE_TAPS = (np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / np.sqrt(70.0), _SECOND_DIFFERENCE / np.sqrt(6.0))
+
+
+# Coarse texture: the same at twice the scale, after 2x2 box averaging.
+_COARSE_SMOOTH = np.convolve([1.0, 1.0], [1.0, 0.0, 2.0, 0.0, 1.0])
+
+
+_COARSE_DIFFERENCE = np.convolve([1.0, 1.0], [1.0, 0.0, -2.0, 0.0, 1.0])
+
+
+_COARSE_TEXTURE_TAPS = (_COARSE_SMOOTH / np.linalg.norm(_COARSE_SMOOTH),
+                        _COARSE_DIFFERENCE / np.linalg.norm(_COARSE_DIFFERENCE))
+
+
+@dataclass(frozen=True)
+class TileStatistics:
+    """Per-tile statistics of a packed image, all ``(n_tiles,)`` float64 arrays (every plane's tiles).
+
+    level: mean stored value of the tile, in [0, 1].
+    residual: mean squared fine residual; the noise variance plus whatever fine texture leaks in.
+    fine_texture, coarse_texture: mean squared oriented second differences (both orientations
+    averaged) at scales 1 and 2; equal to the noise variance for white noise, larger on texture.
+    """
+
+    level: np.ndarray
+    residual: np.ndarray
+    fine_texture: np.ndarray
+    coarse_texture: np.ndarray
+
+    def subset(self, mask: np.ndarray) -> "TileStatistics":
+        return TileStatistics(self.level[mask], self.residual[mask], self.fine_texture[mask],
+                              self.coarse_texture[mask])
+
+
+def _separable(plane: np.ndarray, row_taps: np.ndarray, column_taps: np.ndarray) -> np.ndarray:
+    """Correlate ``plane`` with ``outer(row_taps, column_taps)`` (rows = axis 0)."""
+    return correlate1d(correlate1d(plane, row_taps, axis=0, mode="reflect"), column_taps, axis=1, mode="reflect")
+
+
+def _oriented_energy(plane: np.ndarray, taps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Mean of the squared responses of a separable filter and of its transpose."""
+    across, along = taps
+    return 0.5 * (_separable(plane, across, along) ** 2 + _separable(plane, along, across) ** 2)
+
+
+def tile_statistics(packed: np.ndarray, block: int = DEFAULT_BLOCK) -> TileStatistics:
+    """Statistics of the ``block`` x ``block`` tiles of every plane of ``packed`` (``(h, w, planes)``)."""
+    levels, residuals, fine, coarse = [], [], [], []
+    for index in range(packed.shape[-1]):
+        plane = np.asarray(packed[..., index], dtype=np.float64)
+        rows = (plane.shape[0] - 2 * _MARGIN) // block
+        cols = (plane.shape[1] - 2 * _MARGIN) // block
+        if rows < 1 or cols < 1:
+            continue
+        inside = (slice(_MARGIN, _MARGIN + rows * block), slice(_MARGIN, _MARGIN + cols * block))
+
+        def tile_means(image: np.ndarray) -> np.ndarray:
+            return image[inside].reshape(rows, block, cols, block).mean(axis=(1, 3)).ravel()
+
+        levels.append(tile_means(plane))
+        residuals.append(tile_means(_separable(plane, *_RESIDUAL_TAPS) ** 2))
+        fine.append(tile_means(_oriented_energy(plane, _FINE_TEXTURE_TAPS)))
+        coarse.append(tile_means(_oriented_energy(plane, _COARSE_TEXTURE_TAPS)))
+    if not levels:
+        raise ValueError(f"image of shape {packed.shape} is too small for {block}x{block} tiles "
+                         f"(needs at least {block + 2 * _MARGIN} pixels a side)")
+    return TileStatistics(*(np.concatenate(parts) for parts in (levels, residuals, fine, coarse)))
+
+
+def residual_degrees_of_freedom(block: int = DEFAULT_BLOCK) -> float:
+    """Effective chi-square degrees of freedom of a tile's residual energy under white noise.
+
+    Neighbouring residuals share pixels, so ``block**2`` residuals carry fewer independent squares:
+    ``dof = n**2 / sum_{p,q} rho(p - q)**2`` with ``rho`` the residual filter's autocorrelation.
+    """
+    taps = _RESIDUAL_TAPS[0]
+    rho_1d = np.correlate(taps, taps, mode="full")  # lags -2..2, rho(0) = 1
+    lags = np.arange(-(len(taps) - 1), len(taps))
+    weight_1d = np.maximum(block - np.abs(lags), 0)
+    pair_sum_1d = np.sum(rho_1d**2 * weight_1d)  # sum over pairs in one dimension
+    return float(block**4 / pair_sum_1d**2)
+
+
+def stored_moments(x: np.ndarray, a, b, step: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, variance and d(mean)/dx of the stored value at clean level ``x`` (arrays broadcast).
+
+    The stored value is ``floor(clip(y, 0, 1) / step) * step`` with ``y ~ N(x, a*x + b)``: a normal
+    censored at 0 and 1, then truncated to whole DN, which lowers values off the clip points by
+    ``step/2`` on average and adds about ``step**2/12`` of variance.
+    """
+    sigma = np.sqrt(a * x + b)
+    low = -x / sigma
+    high = (1.0 - x) / sigma
+    inside = ndtr(high) - ndtr(low)
+    above = ndtr(-high)
+    density_low = np.exp(-0.5 * low * low) / np.sqrt(2.0 * np.pi)
+    density_high = np.exp(-0.5 * high * high) / np.sqrt(2.0 * np.pi)
+    first_inside = x * inside + sigma * (density_low - density_high)  # E[y; 0 < y < 1]
+    second_inside = ((x * x + sigma * sigma) * inside + 2.0 * x * sigma * (density_low - density_high)
+                     + sigma * sigma * (low * density_low - high * density_high))
+    clipped_mean = first_inside + above
+    clipped_var = second_inside + above - clipped_mean**2
+    mean = clipped_mean - 0.5 * step * inside
+    variance = (clipped_var - step * (first_inside - clipped_mean * inside)
+                + step * step * (inside / 3.0 - inside * inside / 4.0))
+    slope = inside + a / (2.0 * sigma) * (density_low - density_high)
+    return mean, np.maximum(variance, 1e-300), slope
+
+
+def variance_at_level(level: np.ndarray, a, b, step: float, newton_steps: int = 5) -> np.ndarray:
+    """Predicted residual energy of a flat tile whose mean stored value is ``level``.
+
+    Solves ``stored mean(x) = level`` for the clean level ``x`` by Newton's method (the mean is smooth
+    and increasing in ``x``), then returns the stored variance there. ``a`` and ``b`` broadcast against
+    ``level``.
+    """
+    level = np.asarray(level, dtype=np.float64)
+    x = np.clip(level + 0.5 * step, 0.0, 1.0) + np.zeros_like(np.asarray(a, dtype=np.float64))
+    for _ in range(newton_steps):
+        mean, _, slope = stored_moments(x, a, b, step)
+        x = np.clip(x - (mean - level) / np.maximum(slope, 1e-3), 0.0, 1.0)
+    return stored_moments(x, a, b, step)[1]
+
+
+def _flat_tiles(stats: TileStatistics, noise_var: np.ndarray) -> np.ndarray:
+    """Boolean mask of tiles consistent with pure noise of variance ``noise_var`` (per tile)."""
+    flat = ((stats.fine_texture < _TEXTURE_THRESHOLD * noise_var)
+            & (stats.coarse_texture < _TEXTURE_THRESHOLD * noise_var)
+            & (stats.level < 1.0 - _WHITE_CLIP_SIGMAS * np.sqrt(noise_var)))
+    if flat.sum() < _MIN_TILES:
+        texture = np.maximum(stats.fine_texture, stats.coarse_texture) / noise_var
+        texture[stats.level >= 1.0 - _WHITE_CLIP_SIGMAS * np.sqrt(noise_var)] = np.inf
+        flat = np.zeros(len(texture), dtype=bool)
+        flat[np.argsort(texture, kind="stable")[:_MIN_TILES]] = True
+    return flat
+
+
+def _initial_profile(stats: TileStatistics, a_range, b_range) -> tuple[float, float]:
+    """A deliberately low first guess: a line through the lower decile of residual energy per level."""
+    bins = min(24, len(stats.level) // 8)
+    if bins < 2:
+        return float(a_range[0]), float(b_range[0])
+    order = np.argsort(stats.level, kind="stable")
+    levels, energies = [], []
+    for members in np.array_split(order, bins):
+        levels.append(np.median(stats.level[members]))
+        energies.append(max(np.quantile(stats.residual[members], 0.1), 1e-12))
+    levels, energies = np.asarray(levels), np.asarray(energies)
+    design = np.stack([levels, np.ones_like(levels)], axis=1) / energies[:, None]  # relative errors
+    (a, b), *_ = np.linalg.lstsq(design, np.ones_like(energies), rcond=None)
+    return float(np.clip(a, *a_range)), float(np.clip(b, *b_range))
+
+
+def _binned(level: np.ndarray, residual: np.ndarray, level_sd: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Level bins: (mean level, sum of residual energies, tile count), each ``(bins,)``.
+
+    Bins hold about equal numbers of tiles but span at least four standard deviations of a tile mean
+    (``level_sd``, per tile): narrower bins would sort tiles of one true level by their noise, and where
+    clipping bends the variance curve, the predicted variance at such a bin's mean is off.
+    """
+    order = np.argsort(level, kind="stable")
+    sorted_level = level[order]
+    target = max(1, len(order) // _LEVEL_BINS)
+    means, sums, counts = [], [], []
+    start = 0
+    while start < len(order):
+        stop = start + target
+        widest = sorted_level[start] + _BIN_WIDTH_SIGMAS * level_sd[order[start]]
+        stop = max(stop, int(np.searchsorted(sorted_level, widest, "right")))
+        if len(order) - stop < target:  # too few left for a bin of their own
+            stop = len(order)
+        members = order[start:stop]
+        means.append(level[members].mean())
+        sums.append(residual[members].sum())
+        counts.append(float(len(members)))
+        start = stop
+    return np.array(means), np.array(sums), np.array(counts)
+
+
+def _best_for_score(log_values: np.ndarray, weights: np.ndarray) -> float:
+    """The value maximising the expected ``1 - min(|v - t| / t, 1)`` when ``log10 t`` has the discrete
+    distribution ``weights`` over ``log_values``."""
+    truths = 10.0 ** log_values
+    candidates = 10.0 ** np.linspace(log_values[0], log_values[-1], 301)
+    errors = np.minimum(np.abs(candidates[:, None] - truths[None, :]) / truths[None, :], 1.0)
+    return float(candidates[np.argmin(errors @ weights)])
+
+
+def _fit(stats: TileStatistics, level_sd: np.ndarray, step: float, dof: float, a_range,
+         b_range) -> tuple[float, float]:
+    """Score-optimal ``(a, b)`` under the posterior given the tiles' residual energies.
+
+    level_sd: ``(n_tiles,)`` standard deviation of each tile's mean level under the current profile.
+    """
+    mean_level, energy_sum, count = _binned(stats.level, stats.residual, level_sd)
+    half_dof = 0.5 * dof * _LIKELIHOOD_TEMPER
+    full_box = (*np.log10(a_range), *np.log10(b_range))
+    box = full_box
+    for stage in range(2):  # a grid over the whole range, then one over where the posterior lives
+        log_a = np.linspace(box[0], box[1], _GRID_POINTS)
+        log_b = np.linspace(box[2], box[3], _GRID_POINTS)
+        variance = variance_at_level(mean_level, 10.0 ** log_a[:, None, None], 10.0 ** log_b[None, :, None], step)
+        neg_log_lik = half_dof * (energy_sum / variance + count * np.log(variance)).sum(axis=-1)
+        posterior = np.exp(-(neg_log_lik - neg_log_lik.min()))
+        if stage == 0:
+            rows = np.flatnonzero((posterior > 1e-6).any(axis=1))
+            cols = np.flatnonzero((posterior > 1e-6).any(axis=0))
+            da, db = log_a[1] - log_a[0], log_b[1] - log_b[0]
+            box = (max(full_box[0], log_a[rows[0]] - da), min(full_box[1], log_a[rows[-1]] + da),
+                   max(full_box[2], log_b[cols[0]] - db), min(full_box[3], log_b[cols[-1]] + db))
+    a_weights = posterior.sum(axis=1) / posterior.sum()
+    b_weights = posterior.sum(axis=0) / posterior.sum()
+    return _best_for_score(log_a, a_weights), _best_for_score(log_b, b_weights)
+
+
+def estimate_profile(packed: np.ndarray, *, block: int = DEFAULT_BLOCK, step: float,
+                     a_range: tuple[float, float], b_range: tuple[float, float]) -> tuple[float, float]:
+    """Estimate ``(a, b)`` of one noisy image (see the module docstring for the method).
+
+    packed: ``(h, w, planes)`` float array of stored values in [0, 1] (``h, w >= block + 6``).
+    step: one DN in the normalised domain. a_range, b_range: the allowed (and prior) ranges; the
+    result lies inside them. Deterministic: the same input always gives the same output.
+    """
+    packed = np.asarray(packed)
+    if packed.ndim != 3:
+        raise ValueError(f"expected an (h, w, planes) image, got shape {packed.shape}")
+    if not np.all(np.isfinite(packed)):
+        raise ValueError("image contains NaN or infinite values")
+    stats = tile_statistics(packed, block)
+    dof = residual_degrees_of_freedom(block)
+    a, b = _initial_profile(stats, a_range, b_range)
+    selections: list[np.ndarray] = []
+    for _ in range(_SELECTION_ROUNDS):
+        noise_var = variance_at_level(stats.level, a, b, step)
+        flat = _flat_tiles(stats, noise_var)
+        if any(np.array_equal(flat, earlier) for earlier in selections):
+            break  # converged, or cycling between selections that differ by a few threshold-edge tiles
+        selections.append(flat)
+        level_sd = np.sqrt(noise_var[flat] / block**2)
+        a, b = _fit(stats.subset(flat), level_sd, step, dof, a_range, b_range)
+    return a, b
+
+
+# ---- from bench/rawio.py
+
+
+COMPETITION_BLACK_LEVEL = 1024
+
+
+COMPETITION_WHITE_LEVEL = 16383
+
+
+#: Row/column offset of each packed plane inside a 2x2 CFA cell.
+PLANE_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
+
+
+_CFA_PHOTOMETRIC = 32803
+
+
+@dataclass(frozen=True)
+class RawImage:
+    """A RAW frame as read from disk.
+
+    mosaic: ``(H, W)`` uint16 sensor values, black level included, H and W even.
+    cfa: colour of each packed plane, e.g. ``"BGGR"`` (see module docstring for the plane order).
+    black_level, white_level: the normalisation constants used for this frame.
+    path: where it was read from, or None.
+    """
+
+    mosaic: np.ndarray
+    cfa: str
+    black_level: int
+    white_level: int
+    path: Path | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mosaic.shape
+
+    def normalized_packed(self) -> np.ndarray:
+        """``(H/2, W/2, 4)`` float32 in [0, 1] (values below black / above white are clipped)."""
+        return np.clip(normalize(pack(self.mosaic), self.black_level, self.white_level), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DngLayout:
+    """Where and how the CFA image is stored inside a DNG/TIFF file."""
+
+    height: int
+    width: int
+    bits_per_sample: int
+    compression: int
+    byteorder: str  # "<" or ">"
+    tiled: bool
+    data_offsets: tuple[int, ...]
+    data_byte_counts: tuple[int, ...]
+    file_size: int
+
+    @property
+    def is_contiguous_uncompressed_16bit(self) -> bool:
+        """True when the pixels are one uncompressed 16-bit run of rows (strips, not tiles), the case the
+        byte splice supports."""
+        if self.compression != 1 or self.bits_per_sample != 16 or self.tiled:
+            return False
+        expected = self.height * self.width * 2
+        ends = [o + n for o, n in zip(self.data_offsets, self.data_byte_counts)]
+        contiguous = all(ends[i] == self.data_offsets[i + 1] for i in range(len(ends) - 1))
+        return contiguous and sum(self.data_byte_counts) == expected
+
+    @property
+    def payload_offset(self) -> int:
+        return self.data_offsets[0]
+
+
+def inspect_dng(path: str | os.PathLike) -> DngLayout:
+    """Parse the TIFF structure of ``path`` and locate its CFA image; check the file is complete.
+
+    Raises BenchError (naming the file) when the file is missing, is not a TIFF/DNG, has no CFA image,
+    or is shorter than its image data says (truncated).
+    """
+    import tifffile
+
+    path = Path(path)
+    if path.is_dir():
+        raise BenchError(f"{path}: is a folder, not a DNG file")
+    if not path.is_file():
+        raise BenchError(f"{path}: file not found")
+    size = path.stat().st_size
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = _find_cfa_page(tif)
+            if page is None:
+                raise BenchError(f"{path}: no CFA (Bayer) image in this DNG")
+            layout = DngLayout(
+                height=int(page.imagelength),
+                width=int(page.imagewidth),
+                bits_per_sample=int(page.bitspersample),
+                compression=int(page.compression),
+                byteorder=tif.byteorder,
+                tiled=bool(page.is_tiled),
+                data_offsets=tuple(int(o) for o in page.dataoffsets),
+                data_byte_counts=tuple(int(n) for n in page.databytecounts),
+                file_size=size,
+            )
+    except BenchError:
+        raise
+    except Exception as exc:  # tifffile raises several types for corrupt headers
+        raise BenchError(f"{path}: not a readable DNG/TIFF file ({type(exc).__name__}: {exc})") from None
+    needed = max((o + n for o, n in zip(layout.data_offsets, layout.data_byte_counts)), default=0)
+    if needed > size:
+        raise BenchError(f"{path}: truncated: file has {size} bytes but its image data ends at byte {needed}")
+    return layout
+
+
+def _find_cfa_page(tif):
+    """The full-resolution CFA page of an open TiffFile, looking into SubIFDs as DNG allows."""
+    import tifffile
+
+    candidates = []
+    for page in tif.pages:
+        candidates.append(page)
+        for offset in page.subifds or ():
+            tif.filehandle.seek(offset)
+            candidates.append(tifffile.TiffPage(tif, index=0))
+    cfa_pages = [p for p in candidates if int(p.photometric) == _CFA_PHOTOMETRIC]
+    if not cfa_pages:
+        return None
+    return max(cfa_pages, key=lambda p: int(p.imagelength) * int(p.imagewidth))
+
+
+def read_dng(
+    path: str | os.PathLike,
+    black_level: int = COMPETITION_BLACK_LEVEL,
+    white_level: int = COMPETITION_WHITE_LEVEL,
+    data: bytes | None = None,
+) -> RawImage:
+    """Read the visible Bayer mosaic of a DNG with rawpy.
+
+    black_level / white_level: normalisation constants. The competition fixes them at 1024 / 16383
+    (not read from the file); pass others for other sensors.
+    data: the file's bytes when the caller already read them (e.g. to hash them); read from ``path``
+    otherwise.
+    Raises BenchError naming the file for anything unreadable.
+    """
+    import rawpy
+
+    path = Path(path)
+    inspect_dng(path)
+    if data is None:
+        data = path.read_bytes()
+    try:
+        with rawpy.imread(io.BytesIO(data)) as raw:
+            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+            pattern = np.asarray(raw.raw_pattern)
+            colors = raw.color_desc.decode("ascii")
+    except Exception as exc:
+        raise BenchError(f"{path}: rawpy could not decode it ({type(exc).__name__}: {exc})") from None
+    if mosaic.ndim != 2 or mosaic.shape[0] % 2 or mosaic.shape[1] % 2:
+        raise BenchError(f"{path}: mosaic shape {mosaic.shape} is not a 2-D image with even sides")
+    if pattern.shape != (2, 2):
+        raise BenchError(f"{path}: CFA pattern {pattern.tolist()} is not a 2x2 Bayer pattern")
+    cfa = "".join(colors[pattern[r, c]] for r, c in PLANE_OFFSETS)
+    if black_level >= white_level:
+        raise BenchError(f"{path}: black level {black_level} must be below white level {white_level}")
+    return RawImage(mosaic=mosaic, cfa=cfa, black_level=int(black_level), white_level=int(white_level), path=path)
+
+
+def pack(mosaic: np.ndarray) -> np.ndarray:
+    """``(H, W)`` -> ``(H/2, W/2, 4)``, planes in ``PLANE_OFFSETS`` order; dtype kept."""
+    if mosaic.ndim != 2 or mosaic.shape[0] % 2 or mosaic.shape[1] % 2:
+        raise ValueError(f"pack needs a 2-D mosaic with even sides, got shape {mosaic.shape}")
+    return np.stack([mosaic[r::2, c::2] for r, c in PLANE_OFFSETS], axis=-1)
+
+
+def unpack(packed: np.ndarray) -> np.ndarray:
+    """``(H/2, W/2, 4)`` -> ``(H, W)``; the inverse of :func:`pack`; dtype kept."""
+    if packed.ndim != 3 or packed.shape[2] != 4:
+        raise ValueError(f"unpack needs an (h, w, 4) array, got shape {packed.shape}")
+    h, w, _ = packed.shape
+    mosaic = np.empty((2 * h, 2 * w), dtype=packed.dtype)
+    for plane, (r, c) in enumerate(PLANE_OFFSETS):
+        mosaic[r::2, c::2] = packed[..., plane]
+    return mosaic
+
+
+def normalize(raw: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
+    """Competition normalisation ``(raw - black) / (white - black)`` in float32 (not clipped)."""
+    return (raw.astype(np.float32) - np.float32(black_level)) / np.float32(white_level - black_level)
+
+
+def denormalize(x: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
+    """Competition inverse: ``clip(x, 0, 1) * (white - black) + black`` in float32, then truncating
+    ``astype(uint16)`` (no rounding), exactly as the organisers' code does on a float32 network output."""
+    scaled = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0) * np.float32(white_level - black_level)
+    return (scaled + np.float32(black_level)).astype(np.uint16)
+
+
+def write_dng_splice(template: str | os.PathLike, mosaic: np.ndarray, out_path: str | os.PathLike) -> None:
+    """Write ``mosaic`` into a byte-for-byte copy of ``template`` (the competition's method).
+
+    Only the pixel payload is replaced, so every tag of the template (size, CFA, colour data) is kept.
+    Verified: the output has the template's size and rawpy reads back exactly ``mosaic``.
+    Raises BenchError when the template is not an uncompressed contiguous 16-bit DNG of the same shape.
+    """
+    template = Path(template)
+    layout = inspect_dng(template)
+    if not layout.is_contiguous_uncompressed_16bit:
+        raise BenchError(
+            f"{template}: cannot splice into it (compression {layout.compression}, "
+            f"{layout.bits_per_sample} bits, {len(layout.data_offsets)} strips); use the standalone writer"
+        )
+    if mosaic.shape != (layout.height, layout.width):
+        raise BenchError(f"{template}: template is {layout.height}x{layout.width}, image is {mosaic.shape}")
+    data = bytearray(template.read_bytes())
+    payload = np.ascontiguousarray(mosaic, dtype=layout.byteorder + "u2").tobytes()
+    start = layout.payload_offset
+    data[start : start + len(payload)] = payload
+    _write_verified(Path(out_path), bytes(data), mosaic, expected_size=layout.file_size)
+
+
+def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: int | None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, check it (size, and rawpy reads back exactly
+    ``mosaic``), then rename it into place: a crash or a failed check never leaves a bad file at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the permissions of a normally created file, not mkstemp's 0600
+        size = tmp.stat().st_size
+        if expected_size is not None and size != expected_size:
+            raise BenchError(f"{path}: written file has {size} bytes, template had {expected_size}")
+        back = read_dng(tmp).mosaic
+        if back.shape != mosaic.shape or not np.array_equal(back, mosaic):
+            raise BenchError(f"{path}: re-reading the written DNG does not give back the written pixels")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ---- from bench/noise.py
+
+
+A_RANGE = (1e-4, 1e-2)
+
+
+B_RANGE = (1e-6, 1e-3)
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    """Noise variance ``a * x + b`` of a normalised packed image; ``source`` is "oracle" or "estimate"."""
+
+    a: float
+    b: float
+    source: str = "oracle"
+
+    def std(self, x: np.ndarray) -> np.ndarray:
+        """Per-pixel noise standard deviation at clean level ``x`` (same shape as ``x``, float)."""
+        return np.sqrt(np.maximum(self.a * np.asarray(x) + self.b, 0.0))
+
+
+def estimate_noise(packed: np.ndarray, *, block: int = DEFAULT_BLOCK,
+                   step: float = 1.0 / (COMPETITION_WHITE_LEVEL - COMPETITION_BLACK_LEVEL)) -> NoiseProfile:
+    """Estimate ``(a, b)`` of one noisy image from the image alone (the competition's final-round task).
+
+    packed: ``(h, w, 4)`` normalised noisy image (float, values in [0, 1]; ``h, w >= block + 6``).
+    block: side of the tiles the image is cut into. step: one DN in the normalised domain (the stored
+    values are whole DN; the default is the competition's 1/15359).
+    Returns ``NoiseProfile(a, b, source="estimate")`` with ``a`` in ``A_RANGE`` and ``b`` in ``B_RANGE``.
+    Deterministic. The method (flat-tile selection, clipping-aware likelihood, score-optimal choice) is
+    described in ``bench.noise_estimation``.
+    """
+    a, b = estimate_profile(packed, block=block, step=step, a_range=A_RANGE, b_range=B_RANGE)
+    return NoiseProfile(a=a, b=b, source="estimate")
+
+
+# ---- from bench/pipeline.py
+
+
+#: Names of noisy inputs: the test layout's ``noisy{i}.dng`` and the training layout's ``{i}_noise.dng``.
+_INPUT_NAMES = (re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE), re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE))
+
+
+class MethodOutputError(Exception):
+    """A method returned something that is not a valid denoised image."""
+
+
+def check_output(out, expected_shape: tuple[int, ...]) -> np.ndarray:
+    """Validate a method's return value: array of ``expected_shape``, floating, finite, within [0, 1].
+    Returns it as float32."""
+    if not isinstance(out, np.ndarray):
+        raise MethodOutputError(f"returned {type(out).__name__}, expected a numpy array")
+    if out.shape != expected_shape:
+        raise MethodOutputError(f"returned shape {out.shape}, expected {expected_shape}")
+    if not np.issubdtype(out.dtype, np.floating):
+        raise MethodOutputError(f"returned dtype {out.dtype}, expected floating point")
+    if not np.isfinite(out).all():
+        raise MethodOutputError(f"returned {int((~np.isfinite(out)).sum())} NaN or infinite values")
+    low, high = float(out.min()), float(out.max())
+    if low < 0.0 or high > 1.0:
+        raise MethodOutputError(f"returned values outside [0, 1] (min {low:.6g}, max {high:.6g})")
+    return out.astype(np.float32, copy=False)
+
+
+def packed_to_mosaic(out, expected_shape: tuple[int, ...], black_level: int, white_level: int) -> np.ndarray:
+    """A method's ``(h, w, 4)`` output -> the ``(2h, 2w)`` uint16 mosaic written back: checked, clipped to
+    [0, 1], scaled to [black, white] and truncated (``bench.rawio.denormalize``)."""
+    return unpack(denormalize(check_output(out, expected_shape), black_level, white_level))
+
+
+def find_noisy_inputs(folder: Path) -> list[tuple[str, Path]]:
+    """The noisy images of ``folder`` as ``(id, path)`` in numeric order of the id.
+
+    Accepts ``noisy{i}.dng`` (the test layout) or ``{i}_noise.dng`` files in ``folder`` itself or, when it
+    has one, in its ``noisy/`` subfolder (the training layout). BenchError when there are none, or when two
+    files claim the same id.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BenchError(f"{folder}: input folder not found")
+    if (folder / "noisy").is_dir():
+        folder = folder / "noisy"
+    found: dict[int, Path] = {}
+    for path in sorted(folder.iterdir()):
+        for pattern in _INPUT_NAMES:
+            match = pattern.match(path.name)
+            if match:
+                index = int(match.group(1))
+                if index in found:
+                    raise BenchError(f"{path}: image {index} is also {found[index].name}")
+                found[index] = path
+    if not found:
+        raise BenchError(f"{folder}: no noisy images (expected noisy{{i}}.dng or {{i}}_noise.dng files)")
+    return [(str(index), found[index]) for index in sorted(found)]
+
+
+def output_name(image_id: str) -> str:
+    """The submission's file name for image ``image_id``: ``denoise{i}.dng``."""
+    return f"denoise{image_id}.dng"
+
+
+def denoise_file(noisy_path: Path, out_path: Path, denoise, black_level: int, white_level: int) -> float:
+    """Read ``noisy_path``, estimate its noise profile, denoise it with ``denoise`` (module docstring) and
+    write the result into a byte copy of the noisy file at ``out_path`` (values in [black, white]).
+
+    Returns the seconds the whole file took. Raises BenchError naming the file for unreadable input, and
+    MethodOutputError when ``denoise`` returns something invalid.
+    """
+    started = time.perf_counter()
+    raw = read_dng(noisy_path, black_level, white_level)
+    packed = raw.normalized_packed()
+    profile = estimate_noise(packed, step=1.0 / (white_level - black_level))
+    out = denoise(packed, profile, raw.cfa)
+    write_dng_splice(noisy_path, packed_to_mosaic(out, packed.shape, black_level, white_level), out_path)
+    return time.perf_counter() - started
+
+
+def script_main(argv: list[str], denoise, black_level: int, white_level: int, description: str) -> int:
+    """Command line of an exported script: ``INPUT_DIR OUTPUT_DIR``; writes ``OUTPUT_DIR/denoise{i}.dng``
+    for every noisy image of ``INPUT_DIR`` (see ``find_noisy_inputs``). Errors print one line and give
+    exit status 2."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("input_dir", type=Path, help="folder of noisy{i}.dng (or {i}_noise.dng) files")
+    parser.add_argument("output_dir", type=Path, help="where denoise{i}.dng are written")
+    args = parser.parse_args(argv)
+    try:
+        inputs = find_noisy_inputs(args.input_dir)
+        for position, (image_id, path) in enumerate(inputs, start=1):
+            seconds = denoise_file(path, args.output_dir / output_name(image_id), denoise, black_level, white_level)
+            print(f"[{position}/{len(inputs)}] {path.name} -> {output_name(image_id)}  {seconds:.1f} s", flush=True)
+    except (BenchError, MethodOutputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# ---- from bench/vst.py
+
+
+# Below this gain (in normalised units; the competition's a >= 1e-4) the signal-dependent part is ignored.
+_MIN_GAIN = 1e-8
+
+
+_SQRT_3_2 = np.sqrt(1.5)
+
+
+def _sigma_ratio_sq(profile: NoiseProfile) -> float:
+    """``b / a**2``: the Gaussian variance in units of the Poisson-like gain."""
+    return profile.b / profile.a**2
+
+
+def _is_gaussian(profile: NoiseProfile) -> bool:
+    return profile.a < _MIN_GAIN
+
+
+def _check(profile: NoiseProfile) -> None:
+    if profile.a < 0 or profile.b < 0 or (profile.a < _MIN_GAIN and profile.b <= 0):
+        raise ValueError(f"noise profile a={profile.a}, b={profile.b} has no positive variance")
+
+
+def forward(z: np.ndarray, profile: NoiseProfile) -> np.ndarray:
+    """GAT of ``z`` (noisy values): float64, noise standard deviation about 1."""
+    _check(profile)
+    z = np.asarray(z, dtype=np.float64)
+    if _is_gaussian(profile):
+        return z / np.sqrt(profile.b)
+    return 2.0 * np.sqrt(np.maximum(z / profile.a + 0.375 + _sigma_ratio_sq(profile), 0.0))
+
+
+def inverse_unbiased(d: np.ndarray, profile: NoiseProfile) -> np.ndarray:
+    """Closed-form approximation of the exact unbiased inverse (Makitalo & Foi 2013) of :func:`forward`.
+
+    ``d``: denoised values in the stabilised domain (an estimate of E[f(z)]). Returns values in the
+    original units, never below 0. The approximation's negative powers of ``d`` blow up for small ``d``,
+    so below ``2*sqrt(3/8)`` (the transform of a zero signal when ``b = 0``) the result is 0; between
+    that and ``2*sqrt(3/8 + b/a**2)`` (zero signal in general) the formula itself gives values <= 0,
+    which are clipped to 0.
+    """
+    _check(profile)
+    d = np.asarray(d, dtype=np.float64)
+    if _is_gaussian(profile):
+        return d * np.sqrt(profile.b)
+    ratio = _sigma_ratio_sq(profile)
+    floor = 2.0 * np.sqrt(0.375)
+    safe = np.maximum(d, floor)
+    value = (0.25 * safe**2 + 0.25 * _SQRT_3_2 / safe - 1.375 / safe**2 + 0.625 * _SQRT_3_2 / safe**3
+             - 0.125 - ratio)
+    return profile.a * np.where(d > floor, np.maximum(value, 0.0), 0.0)
+
+
+def denoise_stabilised(
+    packed: np.ndarray,
+    profile: NoiseProfile,
+    denoise_unit_noise: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Stabilise, denoise, invert: the common frame of the classical methods.
+
+    packed: ``(h, w, 4)`` noisy normalised image. ``denoise_unit_noise`` receives the stabilised
+    ``(h, w, 4)`` float64 image, whose noise standard deviation is about 1, and returns the denoised one
+    (same shape). Returns ``(h, w, 4)`` float32 clipped to [0, 1].
+    """
+    stabilised = forward(packed, profile)
+    denoised = denoise_unit_noise(stabilised)
+    return np.clip(inverse_unbiased(denoised, profile), 0.0, 1.0).astype(np.float32)
+
+
+# ---- from methods/bm3d.py
+
+
+#: Orthonormal (and its own inverse) 2x2 Haar transform across the four planes of a CFA cell. Row 0 is the
+#: cell sum / 2, the channel in which BM3D matches blocks.
+HAAR_2X2 = np.array([[1, 1, 1, 1],
+                     [1, -1, 1, -1],
+                     [1, 1, -1, -1],
+                     [1, -1, -1, 1]], dtype=np.float64) / 2.0
+
+
+#: Pixels of context added on each side of a tile (enough for BM3D's 8x8 blocks to see past the seam).
+TILE_MARGIN = 16
+
+
+#: Most worker processes used by default.
+MAX_WORKERS = 4
+
+
+@dataclass(frozen=True)
+class Tile:
+    """Where one tile lies: ``core`` (the pixels it produces) and ``padded`` (core plus margin) as slices
+    of the image, and ``core_in_padded``, the core as slices of the padded crop."""
+
+    core: tuple[slice, slice]
+    padded: tuple[slice, slice]
+    core_in_padded: tuple[slice, slice]
+
+
+def tile_grid(height: int, width: int, tile_size: int, margin: int) -> list[Tile]:
+    """Cover a ``height`` x ``width`` image with near-equal tiles of side at most ``tile_size`` (0: one tile),
+    each padded by ``margin`` pixels on the sides that have neighbours."""
+    rows = _spans(height, tile_size)
+    cols = _spans(width, tile_size)
+    tiles = []
+    for r0, r1 in rows:
+        for c0, c1 in cols:
+            pr0, pr1 = max(r0 - margin, 0), min(r1 + margin, height)
+            pc0, pc1 = max(c0 - margin, 0), min(c1 + margin, width)
+            tiles.append(Tile(core=(slice(r0, r1), slice(c0, c1)), padded=(slice(pr0, pr1), slice(pc0, pc1)),
+                              core_in_padded=(slice(r0 - pr0, r1 - pr0), slice(c0 - pc0, c1 - pc0))))
+    return tiles
+
+
+def _spans(length: int, tile_size: int) -> list[tuple[int, int]]:
+    """Split ``range(length)`` into the fewest near-equal ``(start, stop)`` spans of at most ``tile_size``."""
+    count = 1 if tile_size <= 0 else -(-length // tile_size)
+    edges = [round(k * length / count) for k in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def bm3d_joint(channels: np.ndarray, sigma: float) -> np.ndarray:
+    """BM3D, both stages, single-threaded, of ``(h, w, c)`` float64 channels with white noise of std ``sigma``
+    in each; blocks are matched in channel 0. Returns the denoised ``(h, w, c)`` float64.
+    Module-level so that worker processes can run it."""
+    import bm3d
+
+    profile = bm3d.BM3DProfile()
+    profile.num_threads = 1  # deterministic: the package's threads reorder float sums
+    denoised = bm3d.bm3d(channels, sigma_psd=[sigma] * channels.shape[-1], profile=profile,
+                         stage_arg=bm3d.BM3DStages.ALL_STAGES)
+    return np.asarray(denoised, dtype=np.float64).reshape(channels.shape)
+
+
+def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, tile_size: int,
+                workers: int) -> np.ndarray:
+    """``(h, w, 4)`` float32 noisy normalised image with noise ``profile`` -> the denoised ``(h, w, 4)``
+    float32 in [0, 1]. Parameters as declared on ``BM3D``."""
+
+    def filter_unit_noise(stabilised: np.ndarray) -> np.ndarray:
+        # (h, w, 4) float64 with unit noise std -> denoised (h, w, 4) float64
+        channels = stabilised @ HAAR_2X2.T
+        tiles = tile_grid(channels.shape[0], channels.shape[1], tile_size, TILE_MARGIN)
+        crops = [np.ascontiguousarray(channels[tile.padded]) for tile in tiles]
+        sigmas = [sigma_scale] * len(crops)
+        processes = min(workers if workers > 0 else min(MAX_WORKERS, os.cpu_count() or 1), len(crops))
+        if processes == 1:
+            results = [bm3d_joint(crop, sigma) for crop, sigma in zip(crops, sigmas)]
+        else:
+            spawn = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=processes, mp_context=spawn) as pool:
+                results = list(pool.map(bm3d_joint, crops, sigmas))
+        denoised = np.empty_like(channels)
+        for tile, result in zip(tiles, results):
+            denoised[tile.core] = result[tile.core_in_padded]
+        return denoised @ HAAR_2X2
+
+    return denoise_stabilised(packed, profile, filter_unit_noise)
+
+
+# ---- this submission
+BLACK_LEVEL = 1024
+WHITE_LEVEL = 16383
+DESCRIPTION = 'bm3d (sigma_scale=0.9, tile_size=512, workers=0): BM3D (reference bm3d package, both stages) on the 4 Bayer planes jointly after a VST and a 2x2 Haar.'
+
+PARAMETERS = {'sigma_scale': 0.9, 'tile_size': 512, 'workers': 0}
+
+
+def denoise_image(packed: np.ndarray, profile: NoiseProfile, cfa: str) -> np.ndarray:
+    """``(h, w, 4)`` float32 normalised noisy image in [0, 1], its noise profile and the colour of each plane
+    -> the denoised ``(h, w, 4)`` float32 in [0, 1]."""
+    return bm3d_packed(packed, profile, **PARAMETERS)
+
+
+def main(argv: list[str]) -> int:
+    return script_main(argv, denoise_image, BLACK_LEVEL, WHITE_LEVEL, DESCRIPTION)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

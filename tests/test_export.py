@@ -1,0 +1,286 @@
+"""bench export / bench verify: round trips for a classical and a learned method on tiny inputs, planted
+violations each caught, the choice of the best method, and the repository's alg.py being current."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import codegen
+from bench.cli import main
+from bench.errors import BenchError
+from bench.export import (MAX_MODEL_BYTES, Choice, best_in_run, export_submission, script_source,
+                          verify_submission, write_zip)
+from bench.noise import add_noise
+from bench.rawio import read_dng, write_dng_splice, write_dng_standalone
+from methods.registry import create_method
+from tests.helpers import smooth_clean_mosaic
+
+REPO = Path(__file__).resolve().parent.parent
+#: The committed run the repository's alg.py is exported from (see the README's Submission section).
+ROOT_ALG_RUN = "results/embedded/20261123-053133"
+
+
+def write_test_folder(root: Path, count: int = 2, height: int = 64, width: int = 96) -> Path:
+    """``count`` noisy images in the competition's test layout (``noisy{i}.dng``)."""
+    root.mkdir(parents=True)
+    for index in range(count):
+        noisy = add_noise(smooth_clean_mosaic(height, width, seed=index), 2e-3, 1e-4,
+                          np.random.default_rng(200 + index), 1024, 16383)
+        write_dng_standalone(noisy, root / f"noisy{index}.dng")
+    return root
+
+
+@pytest.fixture(scope="module")
+def test_folder(tmp_path_factory) -> Path:
+    return write_test_folder(tmp_path_factory.mktemp("export-inputs") / "test")
+
+
+@pytest.fixture(scope="module")
+def classical_export(tmp_path_factory, test_folder) -> Path:
+    """A verified export of bilateral (fast) for the planted-violation tests to copy."""
+    result = export_submission(Choice("bilateral", {}), test_folder, tmp_path_factory.mktemp("classical") / "result",
+                               log=lambda message: None)
+    assert result.problems == []
+    return result.result_dir
+
+
+def copy_submission(result_dir: Path, tmp_path: Path) -> Path:
+    """A copy of a submission folder and its result.zip, to damage."""
+    copy = tmp_path / "result"
+    shutil.copytree(result_dir, copy)
+    shutil.copy(result_dir.parent / "result.zip", tmp_path / "result.zip")
+    return copy
+
+
+def test_classical_round_trip_with_worker_processes(tmp_path, test_folder):
+    """BM3D cut into two tiles run by 2 worker processes, so the exported alg.py's process pool runs too;
+    verification re-runs it alone and gets byte-identical files."""
+    params = {"tile_size": 32, "workers": 2}
+    result = export_submission(Choice("bm3d", params), test_folder, tmp_path / "result", log=lambda message: None)
+    assert result.problems == []
+    assert result.script == "alg.py"
+    assert sorted(p.name for p in (tmp_path / "result" / "algorithm" / "models").iterdir()) == ["alg.py"]
+    for index in range(2):
+        noisy = read_dng(test_folder / f"noisy{index}.dng")
+        out = read_dng(tmp_path / "result" / "data" / f"denoise{index}.dng")
+        assert out.mosaic.shape == noisy.mosaic.shape
+        assert 1024 <= out.mosaic.min() and out.mosaic.max() <= 16383
+        assert not np.array_equal(out.mosaic, noisy.mosaic)
+    # what the harness's method gives for image 0, written back the competition's way
+    from bench.noise import estimate_noise
+    from bench.pipeline import packed_to_mosaic
+    from methods.base import NoisyRaw
+
+    noisy = read_dng(test_folder / "noisy0.dng")
+    packed = noisy.normalized_packed()
+    profile = estimate_noise(packed)
+    denoised = create_method("bm3d", params).denoise(NoisyRaw(packed[None], noisy.cfa, lambda: profile, "0"))
+    expected = packed_to_mosaic(denoised, packed.shape, 1024, 16383)
+    assert np.array_equal(read_dng(tmp_path / "result" / "data" / "denoise0.dng").mosaic, expected)
+    with zipfile.ZipFile(tmp_path / "result.zip") as archive:
+        names = archive.namelist()
+    assert all(name.startswith("result/") for name in names)
+    assert {"result/data/denoise0.dng", "result/data/denoise1.dng", "result/algorithm/models/alg.py",
+            "result/algorithm/README.md"} <= set(names)
+    report = (tmp_path / "result" / "algorithm" / "README.md").read_text()
+    assert "tile_size" in report and "How to reproduce" in report and "Environment" in report
+
+
+def test_learned_round_trip(tmp_path, test_folder):
+    result = export_submission(Choice("dncnn", {}), test_folder, tmp_path / "result", log=lambda message: None)
+    assert result.problems == []
+    models = tmp_path / "result" / "algorithm" / "models"
+    assert sorted(p.name for p in models.iterdir()) == ["model.pth", "network.py"]
+    assert (models / "model.pth").stat().st_size <= MAX_MODEL_BYTES
+    # network.py documents load_model; it works without bench and gives the shipped network's weights
+    code = ("import sys, torch; sys.path.insert(0, sys.argv[1]); import network; m = network.load_model(); "
+            "x = torch.rand(1, 8, 16, 16) * 0.5 + 0.01; print(tuple(m(x).shape), 'bench' in sys.modules)")
+    completed = subprocess.run([sys.executable, "-c", code, str(models)], capture_output=True, text=True,
+                               cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.split() == ["(1,", "4,", "16,", "16)", "False"]
+    report = (tmp_path / "result" / "algorithm" / "README.md").read_text()
+    assert "Model card" in report
+
+
+def test_export_to_a_training_layout_folder(tmp_path, pair_folder):
+    """--data may be a paired folder: its noisy/{i}_noise.dng become data/denoise{i}.dng."""
+    result = export_submission(Choice("bilateral", {}), pair_folder, tmp_path / "result", log=lambda message: None)
+    assert result.problems == []
+    assert sorted(p.name for p in (tmp_path / "result" / "data").iterdir()) == [
+        "denoise0.dng", "denoise1.dng", "denoise2.dng"]
+
+
+def test_planted_oversized_weights_are_caught(tmp_path, test_folder):
+    result = export_submission(Choice("dncnn", {}), test_folder, tmp_path / "learned" / "result",
+                               log=lambda message: None)
+    assert result.problems == []
+    with open(result.result_dir / "algorithm" / "models" / "model.pth", "wb") as f:
+        f.truncate(51_000_000)
+    problems = verify_submission(result.result_dir)
+    assert any("model.pth" in p and "over the 50 MB limit" in p for p in problems), problems
+
+
+def test_planted_missing_output_is_caught(tmp_path, classical_export):
+    result = copy_submission(classical_export, tmp_path)
+    (result / "data" / "denoise1.dng").unlink()
+    write_zip(result, tmp_path / "result.zip")
+    problems = verify_submission(result)
+    assert problems == [f"{result / 'data' / 'denoise1.dng'}: missing (the output for noisy1.dng)"]
+
+
+def test_planted_out_of_range_value_is_caught(tmp_path, classical_export, test_folder):
+    result = copy_submission(classical_export, tmp_path)
+    mosaic = read_dng(result / "data" / "denoise0.dng").mosaic.copy()
+    mosaic[5, 7] = 1000  # below the black level
+    write_dng_splice(test_folder / "noisy0.dng", mosaic, result / "data" / "denoise0.dng")
+    write_zip(result, tmp_path / "result.zip")
+    problems = verify_submission(result)
+    assert any("denoise0.dng: values 1000.." in p and "outside [1024, 16383]" in p for p in problems), problems
+
+
+def test_planted_wrong_name_is_caught(tmp_path, classical_export):
+    result = copy_submission(classical_export, tmp_path)
+    (result / "data" / "denoise0.dng").rename(result / "data" / "denoised0.dng")
+    problems = verify_submission(result)
+    assert any(p.endswith("denoised0.dng: wrong name (outputs are named denoise{i}.dng)") for p in problems), problems
+    assert any("denoise0.dng: missing" in p for p in problems), problems
+
+
+def test_planted_model_file_in_a_classical_submission_is_caught(tmp_path, classical_export):
+    result = copy_submission(classical_export, tmp_path)
+    (result / "algorithm" / "models" / "model.pth").write_bytes(b"x")
+    problems = verify_submission(result)
+    assert any("model.pth: unexpected file" in p for p in problems), problems
+
+
+def test_tampered_output_fails_the_rerun(tmp_path, classical_export, test_folder):
+    """A file that is valid but not what the exported code writes (one value off by one)."""
+    result = copy_submission(classical_export, tmp_path)
+    mosaic = read_dng(result / "data" / "denoise1.dng").mosaic.copy()
+    mosaic[3, 3] += 1
+    write_dng_splice(test_folder / "noisy1.dng", mosaic, result / "data" / "denoise1.dng")
+    write_zip(result, tmp_path / "result.zip")
+    problems = verify_submission(result)
+    assert len(problems) == 1 and "denoise1.dng: differs from what alg.py writes" in problems[0], problems
+    assert "1 pixels differ, by up to 1" in problems[0]
+
+
+def test_exported_code_may_not_import_bench(tmp_path, classical_export):
+    result = copy_submission(classical_export, tmp_path)
+    script = result / "algorithm" / "models" / "alg.py"
+    script.write_text(script.read_text().replace("from __future__ import annotations\n",
+                                                 "from __future__ import annotations\nimport bench.rawio\n", 1))
+    write_zip(result, tmp_path / "result.zip")
+    problems = verify_submission(result)
+    assert len(problems) == 1 and "exported code imported bench" in problems[0], problems
+
+
+def test_zip_must_match_the_folder(tmp_path, classical_export):
+    result = copy_submission(classical_export, tmp_path)
+    with zipfile.ZipFile(tmp_path / "result.zip", "a") as archive:
+        archive.writestr("stray.txt", "x")
+    (result / "algorithm" / "README.md").write_text("changed")
+    problems = verify_submission(result)
+    assert any("stray.txt is outside the top folder result/" in p for p in problems), problems
+    assert any("result/algorithm/README.md differs" in p for p in problems), problems
+
+
+def test_changed_input_is_caught(tmp_path, classical_export, test_folder):
+    result = copy_submission(classical_export, tmp_path)
+    inputs = write_test_folder(tmp_path / "other-inputs")
+    (inputs / "noisy0.dng").write_bytes((test_folder / "noisy1.dng").read_bytes())
+    problems = verify_submission(result, data=inputs)
+    assert any("noisy0.dng: changed since the export" in p for p in problems), problems
+
+
+def test_verify_cli_exit_status(tmp_path, classical_export, capsys):
+    assert main(["verify", str(classical_export)]) == 0
+    assert "verified:" in capsys.readouterr().out
+    result = copy_submission(classical_export, tmp_path)
+    (result / "data" / "denoise0.dng").unlink()
+    assert main(["verify", str(result)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED:" in out and "denoise0.dng: missing" in out
+
+
+def test_export_refuses_to_overwrite(tmp_path, test_folder, classical_export):
+    with pytest.raises(BenchError, match="already exists and is not empty"):
+        export_submission(Choice("bilateral", {}), test_folder, classical_export, log=lambda message: None)
+
+
+def test_export_cli_bad_input_is_one_line(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["export", "--method", "bilateral", "--data", str(empty), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {empty}: no noisy images (expected noisy{{i}}.dng or {{i}}_noise.dng files)"]
+
+
+def test_burst_and_reference_methods_are_not_exportable(tmp_path, test_folder):
+    with pytest.raises(BenchError, match="needs bursts"):
+        export_submission(Choice("burst_mean", {}), test_folder, tmp_path / "a", log=lambda message: None)
+    with pytest.raises(BenchError, match="cannot be exported"):
+        export_submission(Choice("noisy", {}), test_folder, tmp_path / "b", log=lambda message: None)
+
+
+def test_exported_script_reports_bad_input_in_one_line(tmp_path):
+    script = tmp_path / "alg.py"
+    script.write_text(script_source(create_method("bilateral"), Choice("bilateral", {})))
+    completed = subprocess.run([sys.executable, str(script), str(tmp_path / "nowhere"), str(tmp_path / "out")],
+                               capture_output=True, text=True, cwd=tmp_path)
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == f"error: {tmp_path / 'nowhere'}: input folder not found"
+
+
+def write_run(folder: Path, rows: list[tuple[str, str, float, int]]) -> Path:
+    """A minimal scored run folder: (method, kind, score, failures) rows."""
+    folder.mkdir(parents=True)
+    pd.DataFrame([{"method": m, "score": s, "psnr": 40.0, "ssim": 0.9, "ssim_col": 0.9, "seconds_per_image": 1.0,
+                   "mp_per_second": 1.0, "images": 3 - f, "failures": f} for m, _, s, f in rows]
+                 ).to_csv(folder / "summary.csv", index=False)
+    methods = {m: {"kind": k, "params": {"h": 2.0} if m == "nlm" else {}} for m, k, _, _ in rows}
+    (folder / "run.json").write_text(json.dumps({"methods": methods}))
+    return folder
+
+
+def test_best_in_run_picks_the_highest_exportable_score(tmp_path):
+    run = write_run(tmp_path / "run", [("burst_merge", "burst", 70.0, 0), ("nafnet", "learned", 66.0, 1),
+                                       ("dncnn", "learned", 64.0, 0), ("nlm", "classical", 62.0, 0),
+                                       ("bm3d", "classical", 63.0, 2), ("noisy", "reference", 40.0, 0)])
+    best = best_in_run(run)
+    assert (best.name, best.score) == ("dncnn", 64.0)  # burst and failing methods are passed over
+    classical = best_in_run(run, "classical")
+    assert (classical.name, classical.params) == ("nlm", {"h": 2.0})
+    only_reference = write_run(tmp_path / "run2", [("noisy", "reference", 40.0, 0)])
+    with pytest.raises(BenchError, match="no classical or learned method scored every image"):
+        best_in_run(only_reference)
+    with pytest.raises(BenchError, match="not a finished run folder"):
+        best_in_run(tmp_path / "missing")
+
+
+def test_codegen_refuses_imports_of_our_packages_inside_copied_code():
+    from bench.learned import build_network  # imports methods.networks inside its body
+
+    with pytest.raises(codegen.CodegenError, match="imports methods.networks.nafnet inside"):
+        codegen.assemble([build_network])
+
+
+def test_repository_alg_py_is_the_current_export(monkeypatch):
+    """The root alg.py is `bench export --best <committed run> --kind classical --script alg.py`; any change to
+    the code it copies (or to the choice) must be followed by regenerating it."""
+    monkeypatch.chdir(REPO)
+    choice = best_in_run(Path(ROOT_ALG_RUN), "classical")
+    expected = script_source(create_method(choice.name, choice.params), choice)
+    committed = (REPO / "alg.py").read_text()
+    assert committed == expected, (f"alg.py is out of date: run `python -m bench export --best {ROOT_ALG_RUN} "
+                                   "--kind classical --script alg.py`")
