@@ -50,6 +50,19 @@ class BenchError(Exception):
     """A problem with the user's input or set-up, stated in one line that names the file or thing at fault."""
 
 
+# ---- from bench/executors.py
+
+
+def available_cores() -> int:
+    """Cores this process may use: ``RAW_BENCH_CORES`` when a parent set it, else the CPU affinity."""
+    if os.environ.get("RAW_BENCH_CORES", "").isdigit():
+        return max(1, int(os.environ["RAW_BENCH_CORES"]))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # ---- from bench/noise_estimation.py
 
 
@@ -865,7 +878,7 @@ def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, t
         tiles = tile_grid(channels.shape[0], channels.shape[1], tile_size, TILE_MARGIN)
         crops = [np.ascontiguousarray(channels[tile.padded]) for tile in tiles]
         sigmas = [sigma_scale] * len(crops)
-        processes = min(workers if workers > 0 else min(MAX_WORKERS, os.cpu_count() or 1), len(crops))
+        processes = min(workers if workers > 0 else min(MAX_WORKERS, available_cores()), len(crops))
         if processes == 1:
             results = [bm3d_joint(crop, sigma) for crop, sigma in zip(crops, sigmas)]
         else:

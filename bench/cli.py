@@ -1,4 +1,4 @@
-"""Command line: ``python -m bench list | run | tune | train | speed | noise | export | verify``.
+"""Command line: ``python -m bench list | run | tune | train | speed | noise | export | verify | report``.
 
 Errors in the user's input print one line (``error: <file>: <problem>``) and exit with status 2.
 """
@@ -70,6 +70,17 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("results"), help="output root (default: results/)")
     run.add_argument("--save-outputs", action="store_true", help="write each result as outputs/<method>/<image>.dng")
     run.add_argument("--params", type=Path, help='JSON file {"method": {"param": value}} overriding defaults')
+    run.add_argument("--workers", type=int, help="worker processes for the (method, image) tasks (default: one "
+                                                 "per core; 1 = all in this process); threads are shared out")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"),
+                     help="where learned methods run (default: their `device` parameter, auto = CUDA if present)")
+    run.add_argument("--fresh", action="store_true", help="recompute every result instead of taking finished "
+                                                          "ones from the cache (the cache is refreshed)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="local processes (default) or an existing Dask cluster (--scheduler)")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    run.add_argument("--report", action="store_true",
+                     help="also write the HTML report (RUN_DIR/report.html) at the end, as `bench report` does")
     run.set_defaults(handler=_cmd_run)
 
     tune = commands.add_parser("tune", parents=[data, noise, burst],
@@ -140,6 +151,11 @@ def _build_parser() -> argparse.ArgumentParser:
                                    help="estimate the noise profile (a, b) of every noisy image")
     estimate.add_argument("--csv", type=Path, help="write image,a,b to this CSV file")
     estimate.set_defaults(handler=_cmd_noise)
+
+    report = commands.add_parser("report", help="write a self-contained HTML report of a `bench run` folder")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument("--out", type=Path, metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
+    report.set_defaults(handler=_cmd_report)
     return parser
 
 
@@ -199,22 +215,60 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.tables import to_markdown
     from methods.registry import resolve_method_names
 
+    from bench.executors import available_cores
+    from methods.registry import get_method_class
+
     names = resolve_method_names(args.methods)
     params = load_params_file(args.params) if args.params else {}
+    if args.device:
+        for name in names:
+            if get_method_class(name).kind == "learned":
+                params[name] = {**params.get(name, {}), "device": args.device}
     dataset = _open_dataset(args)
     burst = _burst_spec(args)
+    workers = args.workers if args.workers is not None else available_cores()
     config = RunConfig(method_names=names, dataset=dataset, out_root=args.out, noise_mode=args.noise,
                        save_outputs=args.save_outputs, params=params, command=provenance.command_line(),
-                       burst=burst)
+                       burst=burst, workers=workers, executor=args.executor, scheduler=args.scheduler,
+                       fresh=args.fresh)
     frames = f", {burst.frames}-frame bursts" if burst else ""
     print(f"running {', '.join(names)} on {dataset.name} ({len(dataset.items)} images, noise: {args.noise}{frames})",
           file=sys.stderr)
     result = run_benchmark(config)
     print(to_markdown(result.summary))
     print(f"\nresults: {result.run_dir}")
+    if args.report:
+        _report_after_run(result.run_dir, result.interrupted)
     if result.interrupted:
         return EXIT_INTERRUPTED
     return 0 if result.succeeded else EXIT_NOTHING_SUCCEEDED
+
+
+def _report_after_run(run_dir: Path, interrupted: bool) -> None:
+    """``bench run --report``: write the report; a failure is one line on stderr and never changes the run's
+    exit status (its tables are already written)."""
+    from bench.report import REPORT_FILE, write_report
+
+    out = run_dir / REPORT_FILE
+    if interrupted:
+        print(f"report: skipped because the run was interrupted (python -m bench report {run_dir} writes it)",
+              file=sys.stderr)
+        return
+    try:
+        print(f"report: {write_report(run_dir, out)}")
+    except KeyboardInterrupt:
+        print(f"error: {out}: report not written (interrupted)", file=sys.stderr)
+    except Exception as exc:  # the run's tables must never be lost to a report problem
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: {out}: report not written ({detail})", file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import write_report
+
+    out = write_report(args.run_dir, args.out)
+    print(f"report: {out}")
+    return 0
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:

@@ -132,6 +132,9 @@ class LearnedMethod(Method):
         return network_denoise(self._network(), raw.packed, lambda: raw.noise, tile=self.tile,
                                overlap=self.overlap, device=self.device, half=self.half)
 
+    def resource_files(self) -> list[Path]:
+        return [Path(self.weights) if self.weights else self.shipped_weights()]
+
     def _network(self):
         if not hasattr(self, "_cached_network"):
             path = Path(self.weights) if self.weights else self.shipped_weights()

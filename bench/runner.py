@@ -10,13 +10,19 @@ A run folder ``<out>/<dataset>/<run-id>/`` holds:
 * ``noise.csv``  the noise profile handed to the methods for each image (when one was needed);
 * ``errors.log``  full tracebacks of method failures;
 * ``outputs/<method>/<image>.dng``  with ``--save-outputs``: exactly the files that were scored.
+
+Work is split into (method, image) tasks that run in this process, in local worker processes or on a Dask
+cluster (``bench.executors``); each result is cached as it arrives (``bench.cache``), so rerunning an
+interrupted or finished run recomputes nothing that finished.
 """
 
 from __future__ import annotations
 
 import csv
-import functools
+import dataclasses
 import datetime as dt
+import functools
+import shutil
 import json
 import math
 import sys
@@ -31,7 +37,8 @@ import pandas as pd
 
 from bench import provenance, tables
 from bench.burst import BurstSpec, packed_frames, synthesize_burst
-from bench.datasets import Dataset, LoadedPair, fingerprint, load_burst_frames, load_item
+from bench.cache import ResultCache, file_sha256, make_key
+from bench.datasets import Dataset, DatasetItem, LoadedPair, fingerprint, load_burst_frames, load_item
 from bench.errors import BenchError
 from bench.metrics import score_mosaic
 from bench.noise import NoiseProfile, estimate_noise
@@ -57,6 +64,15 @@ class RunConfig:
     #: None: one frame per image. Otherwise burst methods get N frames (real ones where the dataset has
     #: them, else synthetic) and single-frame methods get frame 0.
     burst: BurstSpec | None = None
+    #: Where the (method, image) tasks run: "local" with ``workers`` processes (1 = in this process), or
+    #: "dask" on the scheduler at ``scheduler``.
+    workers: int = 1
+    executor: str = "local"
+    scheduler: str | None = None
+    #: True: compute everything again, ignoring (but refreshing) cached results.
+    fresh: bool = False
+    #: The result cache's folder (None: ``<cache root>/results``).
+    cache_folder: Path | None = None
 
 
 @dataclass
@@ -66,6 +82,8 @@ class RunResult:
     succeeded: int
     failed: int
     interrupted: bool = False
+    #: Results taken from the cache instead of being computed.
+    cached: int = 0
 
 
 def check_scorable(dataset: Dataset, noise_mode: str) -> None:
@@ -84,6 +102,8 @@ def check_scorable(dataset: Dataset, noise_mode: str) -> None:
 
 def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -> RunResult:
     """Run every method on every image of ``config.dataset`` and write the run folder."""
+    from bench.executors import make_executor
+
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     dataset = config.dataset
     check_scorable(dataset, config.noise_mode)
@@ -93,6 +113,8 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     for name, reason in unavailable.items():
         log(f"warning: method {name} cannot run here ({reason}); its rows are recorded as failed")
     dataset.check_files(burst_frames=config.burst.frames if config.burst else 1)
+    input_hashes = {item.image_id: _input_hashes(dataset, item, config.burst) for item in dataset.items}
+    cache = ResultCache(config.cache_folder, enabled=not config.fresh)
 
     run_dir = _new_run_dir(config.out_root / dataset.name)
     record = {
@@ -110,83 +132,230 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     }
     _write_json(run_dir / "run.json", record)
 
+    # every (image, method) pair: a failed row (method unavailable), a cached result, or a task to run
     rows: list[dict] = []
-    file_hashes: list[tuple[str, str]] = []
-    noise_rows: list[dict] = []
+    noise_rows: dict[str, dict] = {}
+    tasks: list[Task] = []
+    cached = 0
+    for item in dataset.items:
+        for name, method in methods.items():
+            if name in unavailable:
+                rows.append(_failed_row(name, item.image_id, f"unavailable: {unavailable[name]}"))
+                continue
+            key = _task_key(method, dataset, item, input_hashes[item.image_id], config)
+            entry = cache.get("result", key)
+            if entry is not None and _reuse_output(entry, method, item, run_dir, config.save_outputs):
+                rows.append(entry["row"])
+                if entry.get("noise"):
+                    noise_rows.setdefault(item.image_id, entry["noise"])
+                cached += 1
+                continue
+            tasks.append(Task(name, config.params.get(name, {}), dataset, item, config.noise_mode, config.burst,
+                              config.save_outputs, cache.folder, key))
+    total = len(rows) + len(tasks)
+    if cached:
+        log(f"{cached} of {total} results taken from the cache ({cache.folder}; --fresh recomputes them)")
+
     interrupted = False
-    needs_noise = any(m.kind != "reference" for name, m in methods.items() if name not in unavailable)
-    total = len(dataset.items)
+    order = {(item.image_id, name): k for k, (item, name) in
+             enumerate((item, name) for item in dataset.items for name in methods)}
     with (run_dir / "per_image.csv").open("w", newline="") as per_image_file:
         writer = csv.DictWriter(per_image_file, fieldnames=tables.PER_IMAGE_COLUMNS)
         writer.writeheader()
-
-        def add_row(row: dict) -> None:
-            rows.append(row)
+        for row in rows:
             writer.writerow(row)
-            per_image_file.flush()
-
+        per_image_file.flush()
+        executor = None
         try:
-            for position, item in enumerate(dataset.items, start=1):
-                prefix = f"[{position}/{total}] image {item.image_id}"
-                try:
-                    pair = load_item(dataset, item)
-                except BenchError as exc:
-                    log(f"{prefix}: input error: {exc}")
-                    for name in methods:
-                        add_row(_failed_row(name, item.image_id, f"input error: {exc}"))
-                    continue
-                file_hashes += [(_relative(item.noisy_path, dataset.root), pair.noisy_sha256),
-                                (_relative(item.gt_path, dataset.root), pair.gt_sha256)]
-                try:
-                    raw = make_noisy_raw(pair, dataset, config.noise_mode, config.burst, file_hashes)
-                except BenchError as exc:
-                    log(f"{prefix}: input error: {exc}")
-                    for name in methods:
-                        add_row(_failed_row(name, item.image_id, f"input error: {exc}"))
-                    continue
-                if needs_noise:
-                    started = time.perf_counter()
-                    profile = raw.noise
-                    noise_rows.append({"image": item.image_id, "a": profile.a, "b": profile.b,
-                                       "source": profile.source, "seconds": time.perf_counter() - started})
-                for name, method in methods.items():
-                    if name in unavailable:
-                        add_row(_failed_row(name, item.image_id, f"unavailable: {unavailable[name]}"))
-                        continue
-                    method_input = raw if method.kind == "burst" else raw.reference_only()
-                    row = _run_one(method, method_input, pair, dataset, run_dir, config.save_outputs)
-                    add_row(row)
-                    log(_progress_line(prefix, row))
+            if tasks:
+                executor = make_executor(config.executor, config.workers, config.scheduler)
+                if executor.workers > 1:
+                    log(f"{len(tasks)} tasks on {executor.workers} workers ({config.executor})")
+            for task, result in (executor.run(run_task, tasks) if executor else ()):
+                row = result.row
+                if result.traceback:
+                    with (run_dir / "errors.log").open("a") as f:
+                        f.write(f"--- {task.method} on image {task.item.image_id}\n{result.traceback}\n")
+                if result.mosaic is not None:
+                    write_dng(result.mosaic, _output_path(run_dir, task.method, task.item.image_id),
+                              template=task.item.noisy_path, cfa=result.cfa, black_level=dataset.black_level,
+                              white_level=dataset.white_level)
+                if result.noise:
+                    noise_rows.setdefault(task.item.image_id, result.noise)
+                if row["status"] == "ok":
+                    cache.put("result", task.key, _cache_entry(row, result, run_dir, task))
+                rows.append(row)
+                writer.writerow(row)
+                per_image_file.flush()
+                log(_progress_line(f"[{len(rows)}/{total}] image {task.item.image_id}", row))
         except KeyboardInterrupt:
             interrupted = True
             log("interrupted: writing the tables of what finished")
+        finally:
+            if executor is not None:
+                executor.close()
 
+    rows.sort(key=lambda r: order[(str(r["image"]), r["method"])])
+    _write_csv(run_dir / "per_image.csv", rows, tables.PER_IMAGE_COLUMNS)
     if noise_rows:
-        pd.DataFrame(noise_rows).to_csv(run_dir / "noise.csv", index=False)
+        noise_table = [{"image": item.image_id, **noise_rows[item.image_id]} for item in dataset.items
+                       if item.image_id in noise_rows]
+        pd.DataFrame(noise_table).to_csv(run_dir / "noise.csv", index=False)
     per_image = pd.DataFrame(rows, columns=tables.PER_IMAGE_COLUMNS)
     summary = tables.summarize(per_image, list(methods))
     summary.to_csv(run_dir / "summary.csv", index=False)
     succeeded = int((per_image["status"] == "ok").sum())
     failed = len(per_image) - succeeded
+    file_hashes = sorted({pair for hashes in input_hashes.values() for pair in hashes})
     record.update({
         "finished": dt.datetime.now().isoformat(timespec="seconds"),
         "status": "interrupted" if interrupted else "finished",
         "dataset_fingerprint": fingerprint(file_hashes),
-        "results": {"succeeded": succeeded, "failed": failed},
+        "results": {"succeeded": succeeded, "failed": failed, "from_cache": cached},
+        "execution": {"executor": config.executor, "workers": config.workers, "fresh": config.fresh},
     })
     _write_json(run_dir / "run.json", record)
     (run_dir / "summary.md").write_text(_summary_markdown(summary, record, run_dir))
-    return RunResult(run_dir, summary, succeeded, failed, interrupted)
+    return RunResult(run_dir, summary, succeeded, failed, interrupted, cached)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (method, image) result to compute; picklable, so that any executor can run it (``run_task``)."""
+
+    method: str
+    params: dict  # the run's parameter overrides (others keep their defaults)
+    dataset: Dataset
+    item: DatasetItem
+    noise_mode: str
+    burst: BurstSpec | None
+    return_mosaic: bool
+    cache_folder: Path
+    key: str
+
+
+@dataclass
+class TaskResult:
+    """What a task sends back: its per_image row, the noise profile it used (``{a, b, source, seconds}``,
+    None for reference methods), the written-back mosaic when asked for, the frame's CFA and, for a
+    failure, the traceback."""
+
+    row: dict
+    noise: dict | None = None
+    mosaic: np.ndarray | None = None
+    cfa: str = "BGGR"
+    traceback: str = ""
+
+
+def run_task(task: Task) -> TaskResult:
+    """Load one image, give it to one method, write the result back to uint16 and score it. Never raises
+    for a method's fault or an unreadable input: those come back as failed rows."""
+    dataset, image_id = task.dataset, task.item.image_id
+    try:
+        pair = load_item(dataset, task.item)
+        known = _cached_estimate(task, pair) if task.noise_mode == "estimate" else None
+        raw = make_noisy_raw(pair, dataset, task.noise_mode, task.burst, known_estimate=known)
+    except BenchError as exc:
+        return TaskResult(_failed_row(task.method, image_id, f"input error: {exc}"))
+    method = create_method(task.method, task.params)
+    noise = None
+    try:
+        if method.kind != "reference":
+            started = time.perf_counter()
+            profile = raw.noise
+            seconds = known["seconds"] if known else time.perf_counter() - started
+            noise = {"a": profile.a, "b": profile.b, "source": profile.source, "seconds": seconds}
+            if task.noise_mode == "estimate" and known is None:
+                ResultCache(task.cache_folder).put("noise", _estimate_key(pair), noise)
+        method_input = raw if method.kind == "burst" else raw.reference_only()
+        mosaic, seconds = denoise_to_mosaic(method, method_input, dataset)
+        scores = score_mosaic(pair.gt.mosaic, mosaic, data_range=dataset.white_level)
+    except Exception as exc:  # a failing method must never take the run down
+        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+        return TaskResult(_failed_row(task.method, image_id, message), noise, traceback=traceback.format_exc())
+    row = {"method": task.method, "image": image_id, "psnr": scores.psnr, "ssim": scores.ssim,
+           "ssim_col": scores.ssim_col, "score": scores.score, "seconds": seconds,
+           "megapixels": pair.noisy.mosaic.size / 1e6, "status": "ok", "error": ""}
+    return TaskResult(row, noise, mosaic if task.return_mosaic else None, pair.noisy.cfa)
+
+
+def _estimate_key(pair: LoadedPair) -> str:
+    """Cache key of the blind noise estimate of a noisy file (its content decides it)."""
+    return make_key({"noisy": pair.noisy_sha256, "black": pair.noisy.black_level, "white": pair.noisy.white_level})
+
+
+def _cached_estimate(task: Task, pair: LoadedPair) -> dict | None:
+    return ResultCache(task.cache_folder).get("noise", _estimate_key(pair))
+
+
+def _input_hashes(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) -> list[tuple[str, str]]:
+    """(relative name, SHA-256) of every file a task on ``item`` reads."""
+    paths = [item.noisy_path, item.gt_path]
+    if burst is not None and burst.frames > 1 and dataset.has_real_bursts:
+        paths += list(item.burst_paths[:burst.frames - 1])
+    return [(_relative(path, dataset.root), file_sha256(path)) for path in paths]
+
+
+def _task_key(method: Method, dataset: Dataset, item: DatasetItem, hashes: list[tuple[str, str]],
+              config: RunConfig) -> str:
+    """The cache key of one (method, image) result (see ``bench.cache``)."""
+    true = dataset.true_noise.get(item.image_id)
+    return make_key({
+        "method": method.name, "params": method.param_values(),
+        "resources": [file_sha256(path) if path.is_file() else f"missing {path}" for path in method.resource_files()],
+        "inputs": [digest for _, digest in hashes],
+        "noise": config.noise_mode, "true_noise": [true.a, true.b] if config.noise_mode == "oracle" else None,
+        "burst": dataclasses.asdict(config.burst) if config.burst else None,
+        "levels": [dataset.black_level, dataset.white_level],
+    })
+
+
+def _output_path(run_dir: Path, method: str, image_id: str) -> Path:
+    return run_dir / "outputs" / method / f"{image_id}.dng"
+
+
+def _cache_entry(row: dict, result: TaskResult, run_dir: Path, task: Task) -> dict:
+    entry = {"row": row, "noise": result.noise}
+    if result.mosaic is not None:
+        path = _output_path(run_dir, task.method, task.item.image_id)
+        entry["output"] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
+    return entry
+
+
+def _reuse_output(entry: dict, method: Method, item: DatasetItem, run_dir: Path, save_outputs: bool) -> bool:
+    """Whether a cached result can stand for this run: always, unless outputs are saved, in which case the
+    DNG it wrote is copied into this run, and it cannot stand when that file is gone or changed."""
+    if not save_outputs:
+        return True
+    output = entry.get("output")
+    if not output or not Path(output["path"]).is_file() or file_sha256(Path(output["path"])) != output["sha256"]:
+        return False
+    target = _output_path(run_dir, method.name, item.image_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(output["path"], target)
+    return True
+
+
+def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Write a whole CSV atomically (temporary file renamed into place)."""
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
 
 
 def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: BurstSpec | None = None,
-                   file_hashes: list[tuple[str, str]] | None = None) -> NoisyRaw:
+                   file_hashes: list[tuple[str, str]] | None = None, known_estimate: dict | None = None) -> NoisyRaw:
     """The method input for one loaded image; its noise profile is the dataset's true one ("oracle") or
     estimated from frame 0 on first use ("estimate").
 
     With ``burst``, the frames are frame 0 (the noisy image) plus ``burst.frames - 1`` real frames from the
     dataset's ``burst/`` folder (their hashes appended to ``file_hashes``) or, for a dataset without real
     bursts, synthetic ones (``bench.burst``) made with the true profile where known, else the estimated one.
+    known_estimate: ``{"a": ..., "b": ...}`` of an earlier blind estimate of this very file (the result
+    cache's), used instead of estimating again.
     """
     packed = pair.noisy.normalized_packed()
     image_id = pair.item.image_id
@@ -199,6 +368,8 @@ def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: B
 
         @functools.cache
         def profile() -> NoiseProfile:
+            if known_estimate is not None:
+                return NoiseProfile(known_estimate["a"], known_estimate["b"], "estimate")
             return estimate_noise(packed, step=dataset.dn_step)
 
     frames = packed[None]
@@ -243,27 +414,6 @@ def denoise_to_mosaic(method: Method, raw: NoisyRaw, dataset: Dataset) -> tuple[
     out = method.denoise(raw)
     seconds = time.perf_counter() - started
     return packed_to_mosaic(out, raw.packed.shape, dataset.black_level, dataset.white_level), seconds
-
-
-def _run_one(method: Method, raw: NoisyRaw, pair: LoadedPair, dataset: Dataset, run_dir: Path,
-             save_outputs: bool) -> dict:
-    """Denoise, write back to uint16, optionally save, score. Never raises for a method's fault."""
-    image_id = pair.item.image_id
-    megapixels = pair.noisy.mosaic.size / 1e6
-    try:
-        mosaic, seconds = denoise_to_mosaic(method, raw, dataset)
-        if save_outputs:
-            write_dng(mosaic, run_dir / "outputs" / method.name / f"{image_id}.dng", template=pair.item.noisy_path,
-                      cfa=pair.noisy.cfa, black_level=dataset.black_level, white_level=dataset.white_level)
-        scores = score_mosaic(pair.gt.mosaic, mosaic, data_range=dataset.white_level)
-    except Exception as exc:  # a failing method must never take the run down
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-        with (run_dir / "errors.log").open("a") as f:
-            f.write(f"--- {method.name} on image {image_id}\n{traceback.format_exc()}\n")
-        return _failed_row(method.name, image_id, message)
-    return {"method": method.name, "image": image_id, "psnr": scores.psnr, "ssim": scores.ssim,
-            "ssim_col": scores.ssim_col, "score": scores.score, "seconds": seconds,
-            "megapixels": megapixels, "status": "ok", "error": ""}
 
 
 def _failed_row(method: str, image_id: str, error: str) -> dict:

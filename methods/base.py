@@ -23,6 +23,7 @@ import importlib.util
 import typing
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -130,6 +131,11 @@ class Method:
             specs.append(ParamSpec(f.name, hints[f.name], f.default, meta.get("doc", ""),
                                    meta.get("low"), meta.get("high"), meta.get("choices")))
         return specs
+
+    def resource_files(self) -> list[Path]:
+        """Files besides the image that decide this method's output (e.g. weights); their content is part
+        of the result cache's key."""
+        return []
 
     def param_values(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

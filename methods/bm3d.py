@@ -21,12 +21,12 @@ method on a multi-tile image with more than one worker therefore needs the usual
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
+from bench.executors import available_cores
 from bench.noise import NoiseProfile
 from bench.vst import denoise_stabilised
 from methods.base import Method, NoisyRaw, param
@@ -100,7 +100,7 @@ def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, t
         tiles = tile_grid(channels.shape[0], channels.shape[1], tile_size, TILE_MARGIN)
         crops = [np.ascontiguousarray(channels[tile.padded]) for tile in tiles]
         sigmas = [sigma_scale] * len(crops)
-        processes = min(workers if workers > 0 else min(MAX_WORKERS, os.cpu_count() or 1), len(crops))
+        processes = min(workers if workers > 0 else min(MAX_WORKERS, available_cores()), len(crops))
         if processes == 1:
             results = [bm3d_joint(crop, sigma) for crop, sigma in zip(crops, sigmas)]
         else:
@@ -127,7 +127,8 @@ class BM3D(Method):
                                low=0.7, high=1.2)
     tile_size: int = param(512, "side of the square tiles (packed pixels) denoised independently and in "
                                 "parallel, each with 16 pixels of overlap; 0 = the whole image at once")
-    workers: int = param(0, "worker processes: 0 = min(4, CPU cores), 1 = everything in this process")
+    workers: int = param(0, "worker processes: 0 = min(4, the cores this process may use), 1 = everything in "
+                            "this process")
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return bm3d_packed(raw.packed, raw.noise, **self.param_values())

@@ -22,6 +22,14 @@ def isolated_cache(tmp_path_factory):
         os.environ["RAW_BENCH_CACHE"] = previous
 
 
+@pytest.fixture(autouse=True)
+def isolated_result_cache(tmp_path, monkeypatch):
+    """Each test starts with an empty result cache, so no test sees results another one computed."""
+    import bench.cache
+
+    monkeypatch.setattr(bench.cache, "default_folder", lambda: tmp_path / "result-cache")
+
+
 @pytest.fixture
 def pair_folder(tmp_path) -> Path:
     """Three small (64x96) noisy / ground-truth DNG pairs in the competition layout."""
