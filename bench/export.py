@@ -62,6 +62,7 @@ class Choice:
     run_dir: the scored run it was picked from (``--best``), or None when named by hand.
     score: its mean Score in that run. table: that run's summary table (Markdown).
     kind: the kind the choice was narrowed to (``--kind``), if any.
+    noise_mode: the noise mode of that run ("estimate" or "oracle").
     """
 
     name: str
@@ -70,6 +71,7 @@ class Choice:
     score: float | None = None
     table: str = ""
     kind: str | None = None
+    noise_mode: str = "estimate"
 
 
 def best_in_run(run_dir: Path, kind: str | None = None) -> Choice:
@@ -96,7 +98,7 @@ def best_in_run(run_dir: Path, kind: str | None = None) -> Choice:
     score, name, params = max(candidates, key=lambda c: c[0])
     table_file = run_dir / "summary.md"
     table = table_file.read_text() if table_file.is_file() else summary.to_string(index=False)
-    return Choice(name, dict(params), run_dir, float(score), table, kind)
+    return Choice(name, dict(params), run_dir, float(score), table, kind, record.get("noise", "estimate"))
 
 
 def exportable(method: Method) -> str:
@@ -410,6 +412,9 @@ def _report(method: Method, choice: Choice, manifest: dict) -> str:
     if choice.run_dir is not None:
         lines += [f"Highest mean Score ({choice.score:.2f}) in `{choice.run_dir}` among the methods that "
                   "could be exported and scored every image. That run's table:", "", _demote(choice.table), ""]
+        if choice.noise_mode == "oracle":
+            lines += ["Note: that run gave the methods the true noise profile (`--noise oracle`); this submission "
+                      "estimates it from each image, so expect somewhat lower scores than the table's.", ""]
     else:
         lines += ["Named by hand (`--method`); no benchmark run was given.", ""]
     model_card = ""

@@ -171,6 +171,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
                 executor = make_executor(config.executor, config.workers, config.scheduler)
                 if executor.workers > 1:
                     log(f"{len(tasks)} tasks on {executor.workers} workers ({config.executor})")
+            started, computed = time.monotonic(), 0
             for task, result in (executor.run(run_task, tasks) if executor else ()):
                 row = result.row
                 if result.traceback:
@@ -187,7 +188,9 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
                 rows.append(row)
                 writer.writerow(row)
                 per_image_file.flush()
-                log(_progress_line(f"[{len(rows)}/{total}] image {task.item.image_id}", row))
+                computed += 1
+                log(_progress_line(f"[{len(rows)}/{total}] image {task.item.image_id}", row)
+                    + _eta(time.monotonic() - started, computed, len(tasks)))
         except KeyboardInterrupt:
             interrupted = True
             log("interrupted: writing the tables of what finished")
@@ -419,6 +422,16 @@ def denoise_to_mosaic(method: Method, raw: NoisyRaw, dataset: Dataset) -> tuple[
 def _failed_row(method: str, image_id: str, error: str) -> dict:
     return {"method": method, "image": image_id, "psnr": math.nan, "ssim": math.nan, "ssim_col": math.nan,
             "score": math.nan, "seconds": math.nan, "megapixels": math.nan, "status": "failed", "error": error}
+
+
+def _eta(elapsed: float, done: int, total: int) -> str:
+    """``"  ETA 1h02m"``: the time left if the remaining tasks take as long on average as the finished ones
+    (empty when nothing is left)."""
+    if done >= total or done == 0:
+        return ""
+    left = round(elapsed / done * (total - done))
+    hours, rest = divmod(left, 3600)
+    return f"  ETA {hours}h{rest // 60:02d}m" if hours else f"  ETA {rest // 60}m{rest % 60:02d}s"
 
 
 def _progress_line(prefix: str, row: dict) -> str:

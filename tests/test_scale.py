@@ -167,3 +167,11 @@ def test_executor_errors_are_one_line():
         make_executor("dask", 1, None)
     with pytest.raises(BenchError, match="--workers must be at least 1"):
         make_executor("local", 0, None)
+
+
+def test_progress_eta():
+    from bench.runner import _eta
+
+    assert _eta(10.0, 1, 4) == "  ETA 0m30s"
+    assert _eta(3600.0, 1, 3) == "  ETA 2h00m"
+    assert _eta(5.0, 4, 4) == ""
