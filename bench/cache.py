@@ -14,8 +14,8 @@ stopped by Ctrl-C or ``kill -9`` leaves only whole entries behind, and the next 
 picks them up. Failed results are never cached: they are retried. Blind noise estimates are cached the same
 way, keyed by the noisy file's content and the code fingerprint.
 
-The cache lives in ``<cache root>/results/`` (``RAW_BENCH_CACHE``, default ``~/.cache/raw-bench``); deleting
-the folder is always safe.
+The cache lives in ``<cache root>/results/`` (``RAW_BENCH_CACHE``, default ``~/.cache/raw-bench``), or in
+``RAW_BENCH_RESULT_CACHE`` when that is set; deleting the folder is always safe.
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ def make_key(parts: dict) -> str:
 
 
 def default_folder() -> Path:
-    """``<cache root>/results``."""
+    """``$RAW_BENCH_RESULT_CACHE`` when set, else ``<cache root>/results``."""
+    if os.environ.get("RAW_BENCH_RESULT_CACHE"):
+        return Path(os.environ["RAW_BENCH_RESULT_CACHE"])
     return cache_root() / "results"
 
 

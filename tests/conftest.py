@@ -24,10 +24,9 @@ def isolated_cache(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def isolated_result_cache(tmp_path, monkeypatch):
-    """Each test starts with an empty result cache, so no test sees results another one computed."""
-    import bench.cache
-
-    monkeypatch.setattr(bench.cache, "default_folder", lambda: tmp_path / "result-cache")
+    """Each test starts with an empty result cache, so no test sees results another one computed (also in
+    the subprocesses it starts, which inherit the variable)."""
+    monkeypatch.setenv("RAW_BENCH_RESULT_CACHE", str(tmp_path / "result-cache"))
 
 
 @pytest.fixture

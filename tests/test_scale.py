@@ -124,7 +124,7 @@ def test_kill_9_mid_run_resumes_without_recomputing(tmp_path):
     """A CLI run killed with SIGKILL leaves whole cache entries; the rerun takes them and computes only the
     rest, and its table equals an uninterrupted run's."""
     data = write_pair_folder(tmp_path / "pairs", count=6)
-    env = {**os.environ, "RAW_BENCH_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "RAW_BENCH_RESULT_CACHE": str(tmp_path / "cache" / "results"), "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "bench", "run", "--methods", "bm3d", "--data", str(data), "--workers", "1",
                "--out", str(tmp_path / "out")]
     entries = tmp_path / "cache" / "results" / "result"
