@@ -176,3 +176,20 @@ def test_bm3d_worker_processes_give_the_sequential_result_bit_for_bit():
         return float(np.mean((image.astype(np.float64) - clean) ** 2))
 
     assert mse(sequential) < 1.1 * mse(whole)
+
+
+def test_bm3d_fast_profile_denoises_and_differs_from_the_standard_one():
+    """speed="fast" (the package's low-complexity profile) still removes most of the noise, deterministically,
+    and is a different computation from the standard profile."""
+    _skip_if_unavailable("bm3d")
+    clean, noisy = _clean_and_noisy(height=64, width=96)
+    raw = _raw(noisy, PROFILE)
+    fast = create_method("bm3d", {"speed": "fast", "workers": 1}).denoise(raw)
+    standard = create_method("bm3d", {"workers": 1}).denoise(raw)
+    assert np.array_equal(fast, create_method("bm3d", {"speed": "fast", "workers": 1}).denoise(raw))
+    assert not np.array_equal(fast, standard)
+
+    def mse(image):
+        return float(np.mean((image.astype(np.float64) - clean) ** 2))
+
+    assert mse(fast) < 0.5 * mse(raw.packed)
