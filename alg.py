@@ -51,19 +51,6 @@ class BenchError(Exception):
     """A problem with the user's input or set-up, stated in one line that names the file or thing at fault."""
 
 
-# ---- from bench/executors.py
-
-
-def available_cores() -> int:
-    """Cores this process may use: ``RAW_BENCH_CORES`` when a parent set it, else the CPU affinity."""
-    if os.environ.get("RAW_BENCH_CORES", "").isdigit():
-        return max(1, int(os.environ["RAW_BENCH_CORES"]))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 # ---- from bench/noise_estimation.py
 
 
@@ -634,11 +621,29 @@ def estimate_noise(packed: np.ndarray, *, block: int = DEFAULT_BLOCK,
     return NoiseProfile(a=a, b=b, source="estimate")
 
 
+# ---- from bench/datasets.py
+
+
+NOISY_FILE_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
+
+
+TEST_FILE_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
+
+
+# ---- from bench/executors.py
+
+
+def available_cores() -> int:
+    """Cores this process may use: ``RAW_BENCH_CORES`` when a parent set it, else the CPU affinity."""
+    if os.environ.get("RAW_BENCH_CORES", "").isdigit():
+        return max(1, int(os.environ["RAW_BENCH_CORES"]))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 # ---- from bench/pipeline.py
-
-
-#: Names of noisy inputs: the test layout's ``noisy{i}.dng`` and the training layout's ``{i}_noise.dng``.
-_INPUT_NAMES = (re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE), re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE))
 
 
 class MethodOutputError(Exception):
@@ -682,7 +687,7 @@ def find_noisy_inputs(folder: Path) -> list[tuple[str, Path]]:
         folder = folder / "noisy"
     found: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
-        for pattern in _INPUT_NAMES:
+        for pattern in (TEST_FILE_NAME, NOISY_FILE_NAME):
             match = pattern.match(path.name)
             if match:
                 index = int(match.group(1))

@@ -192,7 +192,7 @@ def assemble(entries: list[object]) -> AssembledCode:
         nodes = {module.definitions[name] for mod, name in needed if mod == module_name}
         for node in sorted(nodes, key=lambda n: n.lineno):
             blocks.append((module_name, _definition_text(module, node)))
-    return AssembledCode(sorted(imports, key=_import_sort_key), blocks)
+    return AssembledCode(sorted(imports, key=import_sort_key), blocks)
 
 
 def _import_order(modules: set[str]) -> list[str]:
@@ -241,6 +241,6 @@ def _is_local(node: ast.FunctionDef | ast.ClassDef, name: str) -> bool:
     return False
 
 
-def _import_sort_key(line: str) -> tuple[int, str]:
+def import_sort_key(line: str) -> tuple[int, str]:
     """``import x`` lines first, then ``from x import y``; alphabetical within each."""
     return (0 if line.startswith("import ") else 1, line)

@@ -36,9 +36,9 @@ NOISY_DIR = "noisy"
 NOISE_PROFILE_FILE = "noise_profile.csv"
 BURST_DIR = "burst"
 _GT_NAME = re.compile(r"^(\d+)_gt\.dng$", re.IGNORECASE)
-_NOISY_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
+NOISY_FILE_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
 _BURST_NAME = re.compile(r"^(\d+)_noise_(\d+)\.dng$", re.IGNORECASE)
-_TEST_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
+TEST_FILE_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def _numbered(folder: Path, pattern: re.Pattern) -> dict[int, Path]:
 
 
 def _paired_items(root: Path) -> list[DatasetItem]:
-    noisy = _numbered(root / NOISY_DIR, _NOISY_NAME)
+    noisy = _numbered(root / NOISY_DIR, NOISY_FILE_NAME)
     gt = _numbered(root / GT_DIR, _GT_NAME)
     without_gt = sorted(noisy.keys() - gt.keys())
     if without_gt:
@@ -220,7 +220,7 @@ def _paired_items(root: Path) -> list[DatasetItem]:
 
 
 def _test_items(root: Path) -> list[DatasetItem]:
-    noisy = _numbered(root, _TEST_NAME)
+    noisy = _numbered(root, TEST_FILE_NAME)
     return [DatasetItem(str(i), noisy[i], None) for i in sorted(noisy)]
 
 

@@ -17,8 +17,10 @@ fresh process that cannot import ``bench`` or ``methods``, and requires byte-ide
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -137,7 +139,7 @@ def script_source(method: Method, choice: Choice, black_level: int = COMPETITION
     clash = sorted(set(_SCRIPT_NAMES) & set(_defined_names(code)))
     if clash:
         raise BenchError(f"cannot export {method.name}: copied code defines {clash[0]!r}, a name the script uses")
-    imports = sorted(set(code.imports) | {"import sys", "from pathlib import Path"}, key=codegen._import_sort_key)
+    imports = sorted(set(code.imports) | {"import sys", "from pathlib import Path"}, key=codegen.import_sort_key)
     head = _script_docstring(method, choice, script, params, _requirements(code, imports))
     constants = "\n".join([f"BLACK_LEVEL = {int(black_level)}", f"WHITE_LEVEL = {int(white_level)}",
                            f"DESCRIPTION = {_describe(method, params)!r}"])
@@ -147,8 +149,6 @@ def script_source(method: Method, choice: Choice, black_level: int = COMPETITION
 
 
 def _check_signature(method: Method, function: Callable) -> None:
-    import inspect
-
     names = list(inspect.signature(function).parameters)[2:]
     if sorted(names) != sorted(method.param_values()):
         raise BenchError(f"{method.name}: {function.__name__} takes {names}, but the method's parameters are "
@@ -156,8 +156,6 @@ def _check_signature(method: Method, function: Callable) -> None:
 
 
 def _defined_names(code: codegen.AssembledCode) -> list[str]:
-    import ast
-
     names = []
     for _, block in code.blocks:
         for node in ast.parse(block).body:
@@ -176,8 +174,6 @@ def _describe(method: Method, params: dict) -> str:
 
 def _requirements(code: codegen.AssembledCode, imports: list[str]) -> list[str]:
     """pip names of the third-party packages the script imports, at module level or inside functions."""
-    import ast
-
     modules = {line.split()[1].split(".")[0] for line in imports}
     for _, block in code.blocks:
         for node in ast.walk(ast.parse(block)):
@@ -304,9 +300,8 @@ def write_model_file(method: Method, path: Path) -> int:
 
     from bench.learned import CHECKPOINT_FORMAT, load_checkpoint
 
-    net = method._network()
-    weights = Path(method.weights) if method.weights else type(method).shipped_weights()
-    card = load_checkpoint(weights).get("card", {})
+    net = method.loaded_network()
+    card = load_checkpoint(method.weights_path()).get("card", {})
     torch.save({"format": CHECKPOINT_FORMAT, "network": method.network, "config": net.config,
                 "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
                 "card": card}, path)
@@ -419,8 +414,7 @@ def _report(method: Method, choice: Choice, manifest: dict) -> str:
         lines += ["Named by hand (`--method`); no benchmark run was given.", ""]
     model_card = ""
     if manifest["script"] == "network.py":
-        weights = Path(method.weights) if method.weights else type(method).shipped_weights()
-        card_file = weights.with_suffix(".md")
+        card_file = method.weights_path().with_suffix(".md")
         model_card = card_file.read_text() if card_file.is_file() else ""
     if model_card:
         lines += ["## Model card", "", _demote(model_card), ""]

@@ -129,14 +129,18 @@ class LearnedMethod(Method):
         return reason
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
-        return network_denoise(self._network(), raw.packed, lambda: raw.noise, tile=self.tile,
+        return network_denoise(self.loaded_network(), raw.packed, lambda: raw.noise, tile=self.tile,
                                overlap=self.overlap, device=self.device, half=self.half)
 
-    def resource_files(self) -> list[Path]:
-        return [Path(self.weights) if self.weights else self.shipped_weights()]
+    def weights_path(self) -> Path:
+        """The weights file this instance uses: its ``weights`` parameter, else the shipped weights."""
+        return Path(self.weights) if self.weights else self.shipped_weights()
 
-    def _network(self):
+    def resource_files(self) -> list[Path]:
+        return [self.weights_path()]
+
+    def loaded_network(self):
+        """The network of the weights file, loaded once, in eval mode."""
         if not hasattr(self, "_cached_network"):
-            path = Path(self.weights) if self.weights else self.shipped_weights()
-            self._cached_network = load_network(path, self.network)
+            self._cached_network = load_network(self.weights_path(), self.network)
         return self._cached_network

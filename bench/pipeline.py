@@ -14,19 +14,17 @@ normalised noisy image in [0, 1], ``profile`` its ``NoiseProfile``, ``cfa`` the 
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from bench.datasets import NOISY_FILE_NAME, TEST_FILE_NAME
 from bench.errors import BenchError
 from bench.noise import estimate_noise
 from bench.rawio import denormalize, read_dng, unpack, write_dng_splice
 
-#: Names of noisy inputs: the test layout's ``noisy{i}.dng`` and the training layout's ``{i}_noise.dng``.
-_INPUT_NAMES = (re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE), re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE))
 
 
 class MethodOutputError(Exception):
@@ -70,7 +68,7 @@ def find_noisy_inputs(folder: Path) -> list[tuple[str, Path]]:
         folder = folder / "noisy"
     found: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
-        for pattern in _INPUT_NAMES:
+        for pattern in (TEST_FILE_NAME, NOISY_FILE_NAME):
             match = pattern.match(path.name)
             if match:
                 index = int(match.group(1))

@@ -350,12 +350,12 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
 
 
 def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: BurstSpec | None = None,
-                   file_hashes: list[tuple[str, str]] | None = None, known_estimate: dict | None = None) -> NoisyRaw:
+                   known_estimate: dict | None = None) -> NoisyRaw:
     """The method input for one loaded image; its noise profile is the dataset's true one ("oracle") or
     estimated from frame 0 on first use ("estimate").
 
     With ``burst``, the frames are frame 0 (the noisy image) plus ``burst.frames - 1`` real frames from the
-    dataset's ``burst/`` folder (their hashes appended to ``file_hashes``) or, for a dataset without real
+    dataset's ``burst/`` folder or, for a dataset without real
     bursts, synthetic ones (``bench.burst``) made with the true profile where known, else the estimated one.
     known_estimate: ``{"a": ..., "b": ...}`` of an earlier blind estimate of this very file (the result
     cache's), used instead of estimating again.
@@ -379,12 +379,10 @@ def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: B
     if burst is not None and burst.frames > 1:
         if dataset.has_real_bursts:
             others = load_burst_frames(dataset, pair.item, burst.frames - 1)
-            for image, digest in others:
+            for image, _ in others:
                 if image.shape != pair.noisy.shape or image.cfa != pair.noisy.cfa:
                     raise BenchError(f"{image.path}: size {image.shape} / CFA {image.cfa} differ from frame 0's "
                                      f"{pair.noisy.shape} / {pair.noisy.cfa}")
-                if file_hashes is not None:
-                    file_hashes.append((_relative(image.path, dataset.root), digest))
             frames = np.concatenate([frames, np.stack([image.normalized_packed() for image, _ in others])])
         else:
             # without a true profile the frames are made with the estimate the methods receive (computed once)
