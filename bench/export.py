@@ -357,7 +357,14 @@ def export_submission(choice: Choice, data: Path, result_dir: Path, black_level:
     files = []
     for position, (image_id, path) in enumerate(inputs, start=1):
         out = result_dir / "data" / pipeline.output_name(image_id)
-        seconds.append(pipeline.denoise_file(path, out, denoise_image, black_level, white_level))
+        try:
+            seconds.append(pipeline.denoise_file(path, out, denoise_image, black_level, white_level))
+        except BenchError:
+            raise
+        except Exception as exc:  # the method's fault: one line, and the half-written folder stays to look at
+            first_line = (str(exc).splitlines() or [""])[0]
+            raise BenchError(f"{path}: {method.name} failed on it ({type(exc).__name__}: {first_line}); "
+                             f"{result_dir} is incomplete and has no result.zip") from None
         log(f"[{position}/{len(inputs)}] {path.name} -> data/{out.name}  {seconds[-1]:.1f} s")
         files.append({"id": image_id, "input": path.name, "input_sha256": _sha256(path), "output": out.name,
                       "output_sha256": _sha256(out)})

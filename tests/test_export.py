@@ -284,3 +284,16 @@ def test_repository_alg_py_is_the_current_export(monkeypatch):
     committed = (REPO / "alg.py").read_text()
     assert committed == expected, (f"alg.py is out of date: run `python -m bench export --best {ROOT_ALG_RUN} "
                                    "--kind classical --script alg.py`")
+
+
+def test_a_method_failing_mid_export_is_one_line(monkeypatch, tmp_path, test_folder):
+    import methods.bilateral
+
+    def broken(packed, profile, sigma_color, sigma_space, diameter):
+        raise RuntimeError("out of memory\nmore detail")
+
+    monkeypatch.setattr(methods.bilateral, "bilateral_packed", broken)
+    with pytest.raises(BenchError, match=r"noisy0.dng: bilateral failed on it \(RuntimeError: out of memory\); .* "
+                                         r"is incomplete and has no result.zip"):
+        export_submission(Choice("bilateral", {}), test_folder, tmp_path / "result", log=lambda message: None)
+    assert not (tmp_path / "result.zip").exists()
