@@ -2,7 +2,9 @@
 
 Every executor has the same two methods: ``run(function, tasks)`` yields ``(task, result)`` pairs in the
 order the tasks finish, and ``close()`` stops whatever is still running (also after Ctrl-C). ``function``
-must be a module-level function and ``tasks`` picklable, so that the same task list runs anywhere.
+must be a module-level function and ``tasks`` picklable, so that the same task list runs anywhere. When a
+task could not run at all (its worker process died, a cluster lost it), its result is the exception
+instead, so the caller can record the failure and go on.
 
 Local worker processes are started with ``spawn`` (never inheriting the parent's threads or locks), and each
 gets an equal share of the cores: ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` and
@@ -87,7 +89,8 @@ class LocalProcessExecutor:
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                yield pending.pop(future), future.result()
+                error = future.exception()
+                yield pending.pop(future), (future.result() if error is None else error)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -115,7 +118,8 @@ class DaskExecutor:
         futures = {self._client.submit(function, task, pure=False): task for task in tasks}
         self._futures = list(futures)
         for future in as_completed(futures):
-            yield futures[future], future.result()
+            error = future.exception()
+            yield futures[future], (future.result() if error is None else error)
 
     def close(self) -> None:
         for future in getattr(self, "_futures", []):

@@ -173,6 +173,11 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
                     log(f"{len(tasks)} tasks on {executor.workers} workers ({config.executor})")
             started, computed = time.monotonic(), 0
             for task, result in (executor.run(run_task, tasks) if executor else ()):
+                if isinstance(result, BaseException):  # the task could not run: its worker died, say
+                    if isinstance(result, KeyboardInterrupt):
+                        raise result
+                    message = f"{type(result).__name__}: {result}".splitlines()[0]
+                    result = TaskResult(_failed_row(task.method, task.item.image_id, f"worker failed: {message}"))
                 row = result.row
                 if result.traceback:
                     with (run_dir / "errors.log").open("a") as f:

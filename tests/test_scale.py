@@ -175,3 +175,45 @@ def test_progress_eta():
     assert _eta(10.0, 1, 4) == "  ETA 0m30s"
     assert _eta(3600.0, 1, 3) == "  ETA 2h00m"
     assert _eta(5.0, 4, 4) == ""
+
+
+def _dies_on_one(task: int) -> int:
+    if task == 1:
+        os._exit(3)  # a worker killed mid-task (out of memory, a crash in a C extension)
+    time.sleep(0.5)
+    return task * 10
+
+
+def test_a_dying_worker_becomes_failed_results_not_a_crash():
+    executor = LocalProcessExecutor(2)
+    try:
+        results = dict(executor.run(_dies_on_one, [0, 1, 2]))
+    finally:
+        executor.close()
+    assert isinstance(results[1], BaseException)
+    assert all(isinstance(value, (int, BaseException)) for value in results.values())
+
+
+class _LosesImageOne:
+    """An executor that runs tasks here but reports image 1's as lost (what a dead worker looks like)."""
+
+    workers = 1
+
+    def run(self, function, tasks):
+        for task in tasks:
+            yield task, (RuntimeError("worker lost\ndetail") if task.item.image_id == "1" else function(task))
+
+    def close(self):
+        pass
+
+
+def test_lost_tasks_are_recorded_as_failed_and_the_run_finishes(monkeypatch, pair_folder, tmp_path):
+    import bench.executors
+
+    monkeypatch.setattr(bench.executors, "make_executor", lambda kind, workers, scheduler: _LosesImageOne())
+    result = run_benchmark(RunConfig(["noisy", "bilateral"], open_dataset(pair_folder), out_root=tmp_path), log=quiet)
+    rows = pd.read_csv(result.run_dir / "per_image.csv", keep_default_na=False)
+    lost = rows[rows["image"] == 1]
+    assert list(lost["status"]) == ["failed", "failed"]
+    assert set(lost["error"]) == {"worker failed: RuntimeError: worker lost"}
+    assert result.succeeded == 4 and (result.run_dir / "summary.md").is_file()
