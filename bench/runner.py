@@ -137,12 +137,13 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     noise_rows: dict[str, dict] = {}
     tasks: list[Task] = []
     cached = 0
+    resources = {name: _resource_hashes(method) for name, method in methods.items() if name not in unavailable}
     for item in dataset.items:
         for name, method in methods.items():
             if name in unavailable:
                 rows.append(_failed_row(name, item.image_id, f"unavailable: {unavailable[name]}"))
                 continue
-            key = _task_key(method, dataset, item, input_hashes[item.image_id], config)
+            key = _task_key(method, resources[name], dataset, item, input_hashes[item.image_id], config)
             entry = cache.get("result", key)
             if entry is not None and _reuse_output(entry, method, item, run_dir, config.save_outputs):
                 rows.append(entry["row"])
@@ -304,13 +305,18 @@ def _input_hashes(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) 
     return [(_relative(path, dataset.root), file_sha256(path)) for path in paths]
 
 
-def _task_key(method: Method, dataset: Dataset, item: DatasetItem, hashes: list[tuple[str, str]],
-              config: RunConfig) -> str:
+def _resource_hashes(method: Method) -> list[str]:
+    """SHA-256 of each of the method's resource files (weights), read once per run."""
+    return [file_sha256(path) if path.is_file() else f"missing {path}" for path in method.resource_files()]
+
+
+def _task_key(method: Method, resource_hashes: list[str], dataset: Dataset, item: DatasetItem,
+              hashes: list[tuple[str, str]], config: RunConfig) -> str:
     """The cache key of one (method, image) result (see ``bench.cache``)."""
     true = dataset.true_noise.get(item.image_id)
     return make_key({
         "method": method.name, "params": method.param_values(),
-        "resources": [file_sha256(path) if path.is_file() else f"missing {path}" for path in method.resource_files()],
+        "resources": resource_hashes,
         "inputs": [digest for _, digest in hashes],
         "noise": config.noise_mode, "true_noise": [true.a, true.b] if config.noise_mode == "oracle" else None,
         "burst": dataclasses.asdict(config.burst) if config.burst else None,
