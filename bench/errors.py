@@ -3,3 +3,9 @@
 
 class BenchError(Exception):
     """A problem with the user's input or set-up, stated in one line that names the file or thing at fault."""
+
+
+def first_line(exc: BaseException) -> str:
+    """``"TypeName: first line of the message"`` (just the type name when there is no message)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

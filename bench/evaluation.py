@@ -1,0 +1,219 @@
+"""How one image is evaluated: read (and hashed from the bytes decoded), given a noise profile, denoised,
+written back to uint16 the competition's way and scored.
+
+``bench run``, ``bench tune``, the report's re-created crops, training validation and ``bench speed`` all
+go through this module, so a number means the same thing wherever it is shown:
+
+* ``load_inputs``: every file a task reads, read once, hashed from the very bytes that are decoded;
+* ``NoiseEstimate``: the one owner of an image's noise profile (true or blindly estimated; computed at most
+  once, timed, checked, and recorded for ``noise.csv`` and the cache);
+* ``make_noisy_raw``: the ``NoisyRaw`` a method receives (with synthetic or real burst frames);
+* ``evaluate`` / ``score_output`` / ``timed_denoise``: the denoise call, its write-back and its scores.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.burst import BurstSpec, packed_frames, synthesize_burst
+from bench.cache import InvalidEntry, make_key, require_number
+from bench.datasets import Dataset, DatasetItem, LoadedPair, load_burst_frames, load_item
+from bench.errors import BenchError
+from bench.metrics import ImageScores, score_mosaic
+from bench.noise import NoiseProfile, estimate_noise
+from bench.pipeline import packed_to_mosaic
+from bench.rawio import RawImage
+from methods.base import Method, NoisyRaw
+
+NOISE_MODES = ("estimate", "oracle")
+
+
+class NoiseEstimateError(BenchError):
+    """The noise profile of an image could not be obtained, or is not a valid profile (NaN, negative)."""
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+@dataclass(frozen=True)
+class LoadedInputs:
+    """Everything one task read: the noisy / ground-truth pair, real burst frames 1.. (empty when the run
+    uses none) and the SHA-256 of every file, from the bytes decoded, in ``input_paths`` order."""
+
+    pair: LoadedPair
+    burst_frames: tuple[RawImage, ...]
+    hashes: tuple[str, ...]
+
+
+def input_paths(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) -> list[Path]:
+    """The files a task on ``item`` reads: noisy, ground truth, then the real burst frames it uses."""
+    paths = [item.noisy_path, item.gt_path]
+    if burst is not None and burst.frames > 1 and dataset.has_real_bursts:
+        paths += list(item.burst_paths[:burst.frames - 1])
+    return paths
+
+
+def load_inputs(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) -> LoadedInputs:
+    """Read every file of ``input_paths`` once. Raises BenchError naming the file on any problem."""
+    pair = load_item(dataset, item)
+    frames: list[tuple[RawImage, str]] = []
+    if burst is not None and burst.frames > 1 and dataset.has_real_bursts:
+        frames = load_burst_frames(dataset, item, burst.frames - 1)
+        for image, _ in frames:
+            if image.shape != pair.noisy.shape or image.cfa != pair.noisy.cfa:
+                raise BenchError(f"{image.path}: size {image.shape} / CFA {image.cfa} differ from frame 0's "
+                                 f"{pair.noisy.shape} / {pair.noisy.cfa}")
+    hashes = (pair.noisy_sha256, pair.gt_sha256, *(digest for _, digest in frames))
+    return LoadedInputs(pair, tuple(image for image, _ in frames), hashes)
+
+
+# ------------------------------------------------------------------------------------------- noise
+
+
+def estimate_key(noisy_sha256: str, black_level: int, white_level: int) -> str:
+    """Cache key of the blind noise estimate of a noisy file (its content and levels decide it)."""
+    return make_key({"noisy": noisy_sha256, "black": black_level, "white": white_level})
+
+
+def valid_estimate_record(body: dict) -> dict:
+    """The cached estimate ``{"a", "b", "source": "estimate", "seconds"}`` if well-formed; InvalidEntry
+    otherwise."""
+    if body.get("source") != "estimate":
+        raise InvalidEntry(f"source is {body.get('source')!r}")
+    return {"a": require_number(body, "a", 0.0), "b": require_number(body, "b", 0.0), "source": "estimate",
+            "seconds": require_number(body, "seconds", 0.0)}
+
+
+def check_profile(profile: NoiseProfile, where: str) -> NoiseProfile:
+    """``profile`` if ``a`` and ``b`` are finite and >= 0 and not both 0; NoiseEstimateError otherwise."""
+    a, b = profile.a, profile.b
+    if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b < 0 or (a == 0 and b == 0):
+        raise NoiseEstimateError(f"{where}: noise profile a={a!r}, b={b!r} is not a valid variance a*x + b "
+                                 "(finite, non-negative, not both zero)")
+    return profile
+
+
+class NoiseEstimate:
+    """The noise profile methods receive for one image, and the record of how it was obtained.
+
+    mode "oracle": the dataset's true profile ``true``. Mode "estimate": the blind estimate of ``packed``
+    (``(h, w, 4)`` float32 in [0, 1], frame 0), computed on first use and timed, unless ``known`` (an earlier
+    estimate of these very bytes, ``valid_estimate_record`` format) is given. ``profile()`` raises
+    NoiseEstimateError, never returns an invalid profile.
+    """
+
+    def __init__(self, mode: str, packed: np.ndarray, dn_step: float, where: str,
+                 true: NoiseProfile | None = None, known: dict | None = None):
+        if mode not in NOISE_MODES:
+            raise ValueError(f"noise mode must be one of {NOISE_MODES}, got {mode!r}")
+        if mode == "oracle" and true is None:
+            raise NoiseEstimateError(f"{where}: --noise oracle needs the image's true profile")
+        self.mode, self._packed, self._dn_step, self._where = mode, packed, dn_step, where
+        self._true, self._known = true, known
+        self._profile: NoiseProfile | None = None
+        self._seconds = 0.0
+        #: True once a blind estimate was computed here (not taken from ``known``): worth caching.
+        self.computed = False
+
+    def profile(self) -> NoiseProfile:
+        if self._profile is None:
+            if self.mode == "oracle":
+                profile = self._true
+            elif self._known is not None:
+                profile = NoiseProfile(self._known["a"], self._known["b"], "estimate")
+                self._seconds = self._known["seconds"]
+            else:
+                started = time.perf_counter()
+                try:
+                    profile = estimate_noise(self._packed, step=self._dn_step)
+                except Exception as exc:
+                    raise NoiseEstimateError(f"{self._where}: the blind noise estimate failed "
+                                             f"({type(exc).__name__}: {exc})".splitlines()[0]) from None
+                self._seconds = time.perf_counter() - started
+                self.computed = True
+            self._profile = check_profile(profile, self._where)
+        return self._profile
+
+    def record(self) -> dict | None:
+        """``{"a", "b", "source", "seconds"}`` of the profile given, or None when nobody asked for one."""
+        if self._profile is None:
+            return None
+        return {"a": self._profile.a, "b": self._profile.b, "source": self._profile.source,
+                "seconds": self._seconds}
+
+
+def noise_for(inputs: LoadedInputs, dataset: Dataset, mode: str, known: dict | None = None) -> NoiseEstimate:
+    """The NoiseEstimate of one loaded image under ``mode`` ("estimate" or "oracle")."""
+    pair = inputs.pair
+    return NoiseEstimate(mode, pair.noisy.normalized_packed(), dataset.dn_step, str(pair.item.noisy_path),
+                         true=dataset.true_noise.get(pair.item.image_id), known=known)
+
+
+# ------------------------------------------------------------------------------------- method input
+
+
+def make_noisy_raw(inputs: LoadedInputs, dataset: Dataset, noise: NoiseEstimate,
+                   burst: BurstSpec | None = None) -> NoisyRaw:
+    """The method input for one loaded image; its noise profile is ``noise``'s.
+
+    With ``burst``, the frames are frame 0 (the noisy image) plus ``burst.frames - 1`` further frames: the
+    real ones ``inputs`` holds or, for a dataset without real bursts, synthetic ones (``bench.burst``) made
+    with the true profile where known, else with the estimate the methods receive.
+    """
+    pair = inputs.pair
+    image_id = pair.item.image_id
+    packed = pair.noisy.normalized_packed()
+    frames = packed[None]
+    if burst is not None and burst.frames > 1:
+        if inputs.burst_frames:
+            frames = np.concatenate([frames, np.stack([image.normalized_packed() for image in inputs.burst_frames])])
+        else:
+            true = dataset.true_noise.get(image_id)
+            generator = true if true is not None else noise.profile()
+            clean_rgb = dataset.clean_linear(image_id) if dataset.clean_linear and not burst.static else None
+            mosaics = synthesize_burst(burst, image_id, pair.noisy.mosaic, pair.gt.mosaic, pair.noisy.cfa,
+                                       generator, dataset.black_level, dataset.white_level, clean_rgb)
+            frames = packed_frames(mosaics, dataset.black_level, dataset.white_level)
+    return NoisyRaw(frames, pair.noisy.cfa, noise.profile, image_id)
+
+
+# ------------------------------------------------------------------------------------------ scoring
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One method on one image: its scores, the ``(H, W)`` uint16 mosaic they were computed on (what is
+    saved or submitted) and the seconds the ``denoise`` call took."""
+
+    scores: ImageScores
+    mosaic: np.ndarray
+    seconds: float
+
+
+def timed_denoise(method: Method, raw: NoisyRaw) -> tuple[np.ndarray, float]:
+    """``method.denoise(raw)`` and the seconds it took (burst methods get every frame, others frame 0)."""
+    method_input = raw if method.kind == "burst" else raw.reference_only()
+    started = time.perf_counter()
+    out = method.denoise(method_input)
+    return out, time.perf_counter() - started
+
+
+def score_output(out, gt_mosaic: np.ndarray, black_level: int, white_level: int) -> tuple[ImageScores, np.ndarray]:
+    """A method's ``(h, w, 4)`` output checked (``MethodOutputError``), written back to the ``(2h, 2w)``
+    uint16 mosaic the competition's way and scored against ``gt_mosaic`` with data_range = white level."""
+    height, width = gt_mosaic.shape
+    mosaic = packed_to_mosaic(out, (height // 2, width // 2, 4), black_level, white_level)
+    return score_mosaic(gt_mosaic, mosaic, data_range=white_level), mosaic
+
+
+def evaluate(method: Method, raw: NoisyRaw, gt_mosaic: np.ndarray, black_level: int, white_level: int) -> Evaluation:
+    """Denoise ``raw`` with ``method`` (timed), write it back and score it against ``gt_mosaic``. Raises
+    whatever the method raised, or MethodOutputError for an invalid output."""
+    out, seconds = timed_denoise(method, raw)
+    scores, mosaic = score_output(out, gt_mosaic, black_level, white_level)
+    return Evaluation(scores, mosaic, seconds)
