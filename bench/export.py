@@ -12,7 +12,9 @@ Layout written (DESIGN.md section 1)::
 
 The scripts are assembled from the harness's own source (``bench.codegen``), and the DNGs are written by
 the harness itself through ``bench.pipeline``; verification then runs the exported script alone, in a
-fresh process that cannot import ``bench`` or ``methods``, and requires byte-identical files.
+fresh process that cannot import ``bench`` or ``methods``, in a temporary folder holding only copies of
+``algorithm/models/`` and of the inputs, and requires byte-identical files. That re-run executes the
+submission's code with the user's rights: verify only submissions you made or trust.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,6 +52,12 @@ MAX_MODEL_BYTES = 50_000_000
 MANIFEST_FORMAT = "raw-bench-export-1"
 EXPORTABLE_KINDS = ("classical", "learned")
 _OUTPUT_NAME = re.compile(r"^denoise(\d+)\.dng$")
+#: The docstring line where an exported script declares its method (written by ``_script_docstring``).
+_METHOD_LINE = re.compile(r"^Method: (\S+) \((\w+)\), parameters:$", re.MULTILINE)
+#: The literal each exported script runs its method with (written by ``_classical_tail``/``_learned_tail``).
+_PARAMETERS_CONSTANT = {"alg.py": "PARAMETERS", "network.py": "INFERENCE"}
+#: The files of a submission besides data/denoise{i}.dng and algorithm/models/ (relative to RESULT_DIR).
+_RECORD_FILES = (Path("algorithm/README.md"), Path("algorithm/export.json"))
 #: Names the generated tail of a script defines; a copied definition with one of these names is an error.
 _SCRIPT_NAMES = ("BLACK_LEVEL", "WHITE_LEVEL", "PARAMETERS", "INFERENCE", "DESCRIPTION", "denoise_image",
                  "load_model", "main")
@@ -372,6 +381,8 @@ def export_submission(choice: Choice, data: Path, result_dir: Path, black_level:
         "format": MANIFEST_FORMAT,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "method": method.name, "kind": method.kind, "params": method.param_values(), "script": script,
+        "script_sha256": _sha256(models / script),
+        "model_sha256": _sha256(models / "model.pth") if script == "network.py" else None,
         "chosen_from": str(choice.run_dir) if choice.run_dir else None, "chosen_score": choice.score,
         "black_level": black_level, "white_level": white_level,
         "inputs": {"folder": str(Path(inputs[0][1]).parent.resolve()), "files": files},
@@ -482,11 +493,16 @@ def verify_submission(result_dir: Path, data: Path | None = None,
     """Check a submission folder; returns the problems found (empty: it is good).
 
     Checked: the layout and file names (``data/denoise{i}.dng``; ``algorithm/models/`` holding exactly
-    ``alg.py`` or ``network.py`` + ``model.pth``; ``algorithm/README.md``), model.pth within 50 MB, one output
-    per input and none without an input, every output a DNG of its input's size with values within
-    [black, white], the inputs unchanged since the export (SHA-256), then the script re-run alone on the
-    inputs (``data``, default: the folder recorded at export) must write byte-identical files, and
-    ``result.zip`` beside the folder must hold exactly the folder under ``result/``.
+    ``alg.py`` or ``network.py`` + ``model.pth``; ``algorithm/README.md``; ``algorithm/export.json``; no other
+    file), model.pth within 50 MB, export.json against the submission (the method, kind and parameters the
+    script declares; the SHA-256 of the script, model.pth and every output), one output per input and none
+    without an input, every output a DNG of its input's size with values within [black, white], the inputs
+    unchanged since the export (SHA-256), then the script re-run alone on copies of the inputs (``data``,
+    default: the folder recorded at export) must write byte-identical files, and ``result.zip`` beside the
+    folder must hold exactly the folder under ``result/``.
+
+    The re-run executes the submission's code with the caller's rights: verify only submissions you made or
+    trust.
     """
     result_dir = Path(result_dir)
     if not result_dir.is_dir():
@@ -498,12 +514,21 @@ def verify_submission(result_dir: Path, data: Path | None = None,
         manifest = json.loads(manifest_path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         problems.append(f"{manifest_path}: cannot read the export record ({exc})")
+    if not isinstance(manifest, dict):
+        problems.append(f"{manifest_path}: not a JSON object")
+        manifest = {}
     black = int(manifest.get("black_level", COMPETITION_BLACK_LEVEL))
     white = int(manifest.get("white_level", COMPETITION_WHITE_LEVEL))
 
     script = _check_models(result_dir, problems)
     if not (result_dir / "algorithm" / "README.md").is_file():
         problems.append(f"{result_dir / 'algorithm' / 'README.md'}: method report missing")
+    _check_stray_files(result_dir, problems)
+    if manifest and script is not None:
+        _check_record_against_script(manifest_path, manifest, result_dir / "algorithm" / "models" / script,
+                                     problems)
+    if manifest:
+        _check_recorded_outputs(result_dir, manifest, problems)
 
     inputs: list[tuple[str, Path]] = []
     folder = Path(data) if data is not None else Path(manifest.get("inputs", {}).get("folder", ""))
@@ -514,17 +539,122 @@ def verify_submission(result_dir: Path, data: Path | None = None,
             inputs = pipeline.find_noisy_inputs(folder)
         except BenchError as exc:
             problems.append(str(exc))
-    recorded = {f["input"]: f["input_sha256"] for f in manifest.get("inputs", {}).get("files", [])}
+    recorded = {f["input"]: f.get("input_sha256") for f in _recorded_files(manifest) if "input" in f}
     for _, path in inputs:
         if path.name in recorded and _sha256(path) != recorded[path.name]:
             problems.append(f"{path}: changed since the export (SHA-256 differs from export.json)")
     _check_outputs(result_dir, inputs, black, white, problems)
 
     if script is not None and inputs and not problems:
-        log(f"re-running algorithm/models/{script} on {len(inputs)} images in a fresh process")
-        problems += _rerun_and_compare(result_dir, script, folder, inputs)
+        log(f"re-running algorithm/models/{script} on copies of the {len(inputs)} inputs, alone in a fresh "
+            "process and temporary folder; this executes the submission's code with your rights (verify only "
+            "submissions you made or trust)")
+        problems += _rerun_and_compare(result_dir, script, inputs)
     problems += _check_zip(result_dir)
     return problems
+
+
+def _check_stray_files(result_dir: Path, problems: list[str]) -> None:
+    """Every file that is not under ``data/`` or ``algorithm/models/`` (those have their own checks), nor
+    ``algorithm/README.md`` or ``algorithm/export.json``, is a problem naming it."""
+    checked_elsewhere = (Path("data"), Path("algorithm/models"))
+    for path in sorted(result_dir.rglob("*")):
+        relative = path.relative_to(result_dir)
+        if path.is_dir() or relative in _RECORD_FILES or any(relative.is_relative_to(f) for f in checked_elsewhere):
+            continue
+        problems.append(f"{path}: unexpected file (a submission holds only data/denoise{{i}}.dng, "
+                        "algorithm/README.md, algorithm/export.json and algorithm/models/)")
+
+
+def _recorded_files(manifest: dict) -> list[dict]:
+    """export.json's per-image records (input, output and their SHA-256); [] when it has none."""
+    inputs = manifest.get("inputs")
+    files = inputs.get("files") if isinstance(inputs, dict) else None
+    return [f for f in files if isinstance(f, dict)] if isinstance(files, list) else []
+
+
+def _check_record_against_script(manifest_path: Path, manifest: dict, script_path: Path,
+                                 problems: list[str]) -> None:
+    """export.json must name the submission's script, record the SHA-256 of it (and of model.pth beside a
+    network.py), and give the method, kind and parameters the script declares and runs with."""
+    script = script_path.name
+    if manifest.get("script") != script:
+        problems.append(f"{manifest_path}: script is {_recorded_value(manifest, 'script')}, but the submission's "
+                        f"is {script!r}")
+    hashed = [("script_sha256", script_path)]
+    if script == "network.py":
+        hashed.append(("model_sha256", script_path.with_name("model.pth")))
+    for field, path in hashed:
+        if not path.is_file():
+            continue  # reported by _check_models
+        if field not in manifest:
+            problems.append(f"{manifest_path}: no {field} recorded (written by an older bench export; export again)")
+        elif _sha256(path) != manifest[field]:
+            problems.append(f"{path}: SHA-256 differs from export.json's {field}")
+    try:
+        name, kind, params = _script_declares(script_path)
+    except BenchError as exc:
+        problems.append(str(exc))
+        return
+    for field, declared in (("method", name), ("kind", kind)):
+        if manifest.get(field) != declared:
+            problems.append(f"{manifest_path}: {field} is {_recorded_value(manifest, field)}, but {script} "
+                            f"declares {declared!r}")
+    recorded_params = manifest.get("params")
+    if not isinstance(recorded_params, dict):
+        problems.append(f"{manifest_path}: params is {_recorded_value(manifest, 'params')}, not an object")
+        return
+    if script == "network.py":  # the weights are model.pth, checked by its SHA-256
+        recorded_params = {k: v for k, v in recorded_params.items() if k != "weights"}
+    runs_with = json.loads(json.dumps(params, default=repr))  # as export.json would hold it (tuples as lists)
+    for key in sorted(set(recorded_params) | set(runs_with)):
+        if key not in recorded_params or key not in runs_with or recorded_params[key] != runs_with[key]:
+            problems.append(f"{manifest_path}: params[{key!r}] is {_recorded_value(recorded_params, key)}, but "
+                            f"{script} runs with {_recorded_value(runs_with, key)}")
+
+
+def _recorded_value(record: dict, key: str) -> str:
+    return repr(record[key]) if key in record else "absent"
+
+
+def _script_declares(script_path: Path) -> tuple[str, str, dict]:
+    """The method name and kind an exported script declares (its docstring's ``Method: NAME (KIND),
+    parameters:`` line) and the parameters it runs with (its ``PARAMETERS`` or ``INFERENCE`` literal, the
+    last assignment if several); BenchError naming what is missing."""
+    try:
+        module = ast.parse(script_path.read_text())
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as exc:
+        raise BenchError(f"{script_path}: cannot be read as Python ({exc})") from None
+    match = _METHOD_LINE.search(ast.get_docstring(module) or "")
+    if not match:
+        raise BenchError(f"{script_path}: declares no method (its docstring has no "
+                         "'Method: NAME (KIND), parameters:' line)")
+    constant = _PARAMETERS_CONSTANT[script_path.name]
+    params = None
+    for node in module.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == constant for t in node.targets):
+            try:
+                params = ast.literal_eval(node.value)
+            except ValueError:
+                params = None
+    if not isinstance(params, dict):
+        raise BenchError(f"{script_path}: declares no parameters (no {constant} = {{...}} literal at module level)")
+    return match[1], match[2], params
+
+
+def _check_recorded_outputs(result_dir: Path, manifest: dict, problems: list[str]) -> None:
+    """Every ``data/denoise{i}.dng`` must have the SHA-256 export.json recorded for it."""
+    recorded = {f.get("output"): f.get("output_sha256") for f in _recorded_files(manifest)}
+    data_dir = result_dir / "data"
+    if not data_dir.is_dir():
+        return  # reported by _check_outputs
+    for path in sorted(data_dir.iterdir()):
+        if not _OUTPUT_NAME.match(path.name) or not path.is_file():
+            continue  # reported by _check_outputs
+        if recorded.get(path.name) is None:
+            problems.append(f"{path}: export.json records no output_sha256 for it")
+        elif _sha256(path) != recorded[path.name]:
+            problems.append(f"{path}: SHA-256 differs from export.json's output_sha256")
 
 
 def _check_models(result_dir: Path, problems: list[str]) -> str | None:
@@ -584,10 +714,12 @@ def _check_outputs(result_dir: Path, inputs: list[tuple[str, Path]], black: int,
             problems.append(f"{out}: values {low}..{high} outside [{black}, {white}]")
 
 
-def _rerun_and_compare(result_dir: Path, script: str, folder: Path, inputs: list[tuple[str, Path]]) -> list[str]:
-    """Run the exported script on ``folder`` in a fresh process that cannot import bench or methods, and
-    compare its files with ``data/`` byte for byte."""
+def _rerun_and_compare(result_dir: Path, script: str, inputs: list[tuple[str, Path]]) -> list[str]:
+    """Run the exported script alone: in a fresh process that cannot import bench or methods, in a temporary
+    folder holding only copies of ``algorithm/models/`` and of the inputs (so it cannot reach the shipped
+    ``data/``); compare the files it writes with ``data/`` byte for byte."""
     problems = []
+    script_path = result_dir / "algorithm" / "models" / script
     with tempfile.TemporaryDirectory(prefix="raw-bench-verify-") as tmp:
         tmp = Path(tmp)
         blocker = tmp / "blocked"
@@ -597,9 +729,16 @@ def _rerun_and_compare(result_dir: Path, script: str, folder: Path, inputs: list
                 f"raise ImportError('exported code imported {package!s}, which a submission does not have')\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         env["PYTHONPATH"] = str(blocker)
-        script_path = (result_dir / "algorithm" / "models" / script).resolve()
-        out_dir = tmp / "out"
-        completed = subprocess.run([sys.executable, str(script_path), str(folder.resolve()), str(out_dir)],
+        # the submission's layout without its data/, so that paths relative to the script find nothing
+        models_copy = tmp / "result" / "algorithm" / "models"
+        inputs_copy, out_dir = tmp / "inputs", tmp / "out"
+        models_copy.mkdir(parents=True)
+        for path in sorted((result_dir / "algorithm" / "models").iterdir()):
+            shutil.copyfile(path, models_copy / path.name)
+        inputs_copy.mkdir()
+        for _, path in inputs:
+            shutil.copyfile(path, inputs_copy / path.name)
+        completed = subprocess.run([sys.executable, str(models_copy / script), str(inputs_copy), str(out_dir)],
                                    cwd=tmp, env=env, capture_output=True, text=True)
         if completed.returncode != 0:
             lines = (completed.stderr or completed.stdout).strip().splitlines() or ["(no output)"]

@@ -3,6 +3,7 @@ violations each caught, the choice of the best method, and the repository's alg.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -53,12 +54,39 @@ def classical_export(tmp_path_factory, test_folder) -> Path:
     return result.result_dir
 
 
+@pytest.fixture(scope="module")
+def learned_export(tmp_path_factory, test_folder) -> Path:
+    """A verified export of dncnn for the planted-violation tests to copy."""
+    result = export_submission(Choice("dncnn", {}), test_folder, tmp_path_factory.mktemp("learned") / "result",
+                               log=lambda message: None)
+    assert result.problems == []
+    return result.result_dir
+
+
 def copy_submission(result_dir: Path, tmp_path: Path) -> Path:
     """A copy of a submission folder and its result.zip, to damage."""
     copy = tmp_path / "result"
     shutil.copytree(result_dir, copy)
     shutil.copy(result_dir.parent / "result.zip", tmp_path / "result.zip")
     return copy
+
+
+def rerecord_hashes(result: Path) -> None:
+    """Make export.json's SHA-256 of the script, model.pth and outputs match the folder's files, and rezip: a
+    forger covering their tracks, so that only the re-run can tell."""
+    def sha256(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    manifest_path = result / "algorithm" / "export.json"
+    manifest = json.loads(manifest_path.read_text())
+    models = result / "algorithm" / "models"
+    manifest["script_sha256"] = sha256(models / manifest["script"])
+    if (models / "model.pth").is_file():
+        manifest["model_sha256"] = sha256(models / "model.pth")
+    for record in manifest["inputs"]["files"]:
+        record["output_sha256"] = sha256(result / "data" / record["output"])
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_zip(result, result.parent / "result.zip")
 
 
 def test_classical_round_trip_with_worker_processes(tmp_path, test_folder):
@@ -120,13 +148,11 @@ def test_export_to_a_training_layout_folder(tmp_path, pair_folder):
         "denoise0.dng", "denoise1.dng", "denoise2.dng"]
 
 
-def test_planted_oversized_weights_are_caught(tmp_path, test_folder):
-    result = export_submission(Choice("dncnn", {}), test_folder, tmp_path / "learned" / "result",
-                               log=lambda message: None)
-    assert result.problems == []
-    with open(result.result_dir / "algorithm" / "models" / "model.pth", "wb") as f:
+def test_planted_oversized_weights_are_caught(tmp_path, learned_export):
+    result = copy_submission(learned_export, tmp_path)
+    with open(result / "algorithm" / "models" / "model.pth", "wb") as f:
         f.truncate(51_000_000)
-    problems = verify_submission(result.result_dir)
+    problems = verify_submission(result)
     assert any("model.pth" in p and "over the 50 MB limit" in p for p in problems), problems
 
 
@@ -169,7 +195,7 @@ def test_tampered_output_fails_the_rerun(tmp_path, classical_export, test_folder
     mosaic = read_dng(result / "data" / "denoise1.dng").mosaic.copy()
     mosaic[3, 3] += 1
     write_dng_splice(test_folder / "noisy1.dng", mosaic, result / "data" / "denoise1.dng")
-    write_zip(result, tmp_path / "result.zip")
+    rerecord_hashes(result)
     problems = verify_submission(result)
     assert len(problems) == 1 and "denoise1.dng: differs from what alg.py writes" in problems[0], problems
     assert "1 pixels differ, by up to 1" in problems[0]
@@ -180,9 +206,97 @@ def test_exported_code_may_not_import_bench(tmp_path, classical_export):
     script = result / "algorithm" / "models" / "alg.py"
     script.write_text(script.read_text().replace("from __future__ import annotations\n",
                                                  "from __future__ import annotations\nimport bench.rawio\n", 1))
-    write_zip(result, tmp_path / "result.zip")
+    rerecord_hashes(result)
     problems = verify_submission(result)
     assert len(problems) == 1 and "exported code imported bench" in problems[0], problems
+
+
+def test_planted_stray_files_are_caught(tmp_path, classical_export):
+    """Every file outside data/denoise{i}.dng, algorithm/README.md, algorithm/export.json and algorithm/models/
+    is one problem naming it."""
+    result = copy_submission(classical_export, tmp_path)
+    (result / "notes.txt").write_text("x")
+    (result / "algorithm" / "extra").mkdir()
+    (result / "algorithm" / "extra" / "helper.py").write_text("x")
+    write_zip(result, tmp_path / "result.zip")
+    problems = verify_submission(result)
+    layout = ("a submission holds only data/denoise{i}.dng, algorithm/README.md, algorithm/export.json and "
+              "algorithm/models/")
+    assert problems == [f"{result / 'algorithm' / 'extra' / 'helper.py'}: unexpected file ({layout})",
+                        f"{result / 'notes.txt'}: unexpected file ({layout})"]
+
+
+@pytest.mark.parametrize("falsify, expected", [
+    (lambda m: m.update(method="bm3d"), "{export}: method is 'bm3d', but alg.py declares 'bilateral'"),
+    (lambda m: m.update(kind="learned"), "{export}: kind is 'learned', but alg.py declares 'classical'"),
+    (lambda m: m.update(script="network.py"), "{export}: script is 'network.py', but the submission's is 'alg.py'"),
+    (lambda m: m["params"].update(sigma_color=3.0),
+     "{export}: params['sigma_color'] is 3.0, but alg.py runs with 2.25"),
+    (lambda m: m["params"].pop("diameter"), "{export}: params['diameter'] is absent, but alg.py runs with 9"),
+    (lambda m: m["inputs"]["files"][1].update(output_sha256="0" * 64),
+     "{data}/denoise1.dng: SHA-256 differs from export.json's output_sha256"),
+    (lambda m: m["inputs"]["files"].pop(0), "{data}/denoise0.dng: export.json records no output_sha256 for it"),
+], ids=["method", "kind", "script", "param-value", "param-missing", "output-hash", "output-unrecorded"])
+def test_falsified_export_record_is_caught(tmp_path, classical_export, falsify, expected):
+    """export.json must say what the script declares (method, kind, parameters) and hold the outputs'
+    SHA-256."""
+    result = copy_submission(classical_export, tmp_path)
+    manifest_path = result / "algorithm" / "export.json"
+    manifest = json.loads(manifest_path.read_text())
+    falsify(manifest)
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_zip(result, tmp_path / "result.zip")
+    problems = verify_submission(result)
+    assert problems == [expected.format(export=manifest_path, data=result / "data")]
+
+
+def test_script_changed_after_the_export_is_caught(tmp_path, classical_export):
+    """An edit that leaves the outputs alone (so the re-run cannot tell) still differs from the script's
+    SHA-256 recorded at export."""
+    result = copy_submission(classical_export, tmp_path)
+    script = result / "algorithm" / "models" / "alg.py"
+    script.write_text(script.read_text() + "# edited after the export\n")
+    write_zip(result, tmp_path / "result.zip")
+    problems = verify_submission(result)
+    assert problems == [f"{script}: SHA-256 differs from export.json's script_sha256"]
+
+
+def test_model_changed_after_the_export_is_caught(tmp_path, learned_export):
+    """The same weights re-saved with another model card give the same outputs, but not model.pth's SHA-256
+    recorded at export."""
+    import torch
+
+    result = copy_submission(learned_export, tmp_path)
+    weights = result / "algorithm" / "models" / "model.pth"
+    checkpoint = torch.load(weights, weights_only=True)
+    checkpoint["card"] = {"note": "re-saved after the export"}
+    torch.save(checkpoint, weights)
+    write_zip(result, tmp_path / "result.zip")
+    problems = verify_submission(result)
+    assert problems == [f"{weights}: SHA-256 differs from export.json's model_sha256"]
+
+
+def test_script_copying_the_shipped_outputs_is_caught(tmp_path, classical_export):
+    """An alg.py that copies ../../data/denoise{i}.dng (beside itself in the submission) instead of denoising:
+    the re-run works in a fresh folder with copies of the models and inputs only, so it finds nothing."""
+    result = copy_submission(classical_export, tmp_path)
+    script = result / "algorithm" / "models" / "alg.py"
+    cheat = (
+        "    import shutil\n"
+        "    shipped = Path(__file__).parent / '..' / '..' / 'data'\n"
+        "    Path(argv[1]).mkdir(parents=True, exist_ok=True)\n"
+        "    for noisy in sorted(Path(argv[0]).glob('noisy*.dng')):\n"
+        "        name = 'denoise' + noisy.stem[len('noisy'):] + '.dng'\n"
+        "        shutil.copy(shipped / name, Path(argv[1]) / name)\n"
+        "    return 0\n")
+    honest = "    return script_main(argv, denoise_image, BLACK_LEVEL, WHITE_LEVEL, DESCRIPTION)\n"
+    assert honest in script.read_text()
+    script.write_text(script.read_text().replace(honest, cheat))
+    rerecord_hashes(result)
+    problems = verify_submission(result)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{script}: exited with status 1 when run alone")
+    assert "FileNotFoundError" in problems[0] and "denoise0.dng" in problems[0]
 
 
 def test_zip_must_match_the_folder(tmp_path, classical_export):
