@@ -1,21 +1,32 @@
 """Command line: ``python -m bench list | run | tune | train | speed | noise | export | verify | report``.
 
-Errors in the user's input print one line (``error: <file>: <problem>``) and exit with status 2.
+Errors in the user's input print one line (``error: <file>: <problem>``) and exit with status 2; output
+paths are checked before any work. Anything unexpected prints one line and the file holding its traceback
+and exits with status 70 (``python -m bench --debug ...`` prints the traceback instead). A closed stdout
+(``| head -1``) ends the command quietly with status 141, as SIGPIPE would.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
+import os
+import re
 import sys
+import tempfile
+import traceback
+import warnings
 from pathlib import Path
 
 from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 EXIT_NOTHING_SUCCEEDED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader has gone
 EXIT_INTERRUPTED = 130
 
 
@@ -26,10 +37,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
-        return args.handler(args)
+        check_path_names(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # a reader that has gone (`| head -1`) shows up here rather than at exit
+        return status
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # stdout's reader has gone: stop quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as exc:  # a file the system refused (no space, no permission): the set-up, not a bug
+        if not isinstance(exc.filename, (str, bytes, os.PathLike)):
+            return _internal_error(exc, args.debug)
+        print(f"error: {printable_path(exc.filename)}: {exc.strerror or first_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:  # the safety net (an interruption is no Exception: it goes on to the next branch)
+        return _internal_error(exc, args.debug)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -38,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description="RAW (DNG) denoising benchmark, "
                                      "scored like the ZTE 2022 challenge.")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an unexpected error, print its full traceback (instead of saving it to a file)")
     commands = parser.add_subparsers(title="commands")
 
     listing = commands.add_parser("list", help="show registered methods, their parameters and availability")
@@ -106,7 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
     training.add_argument("--fourier-weight", type=float, default=0.0, help="weight of the FFT-magnitude L1 term")
     training.add_argument("--adjacent-weight", type=float, default=0.0,
                           help="weight of the adjacent-pixel (gradient) L1 term")
-    training.add_argument("--config", type=json.loads, default={}, metavar="JSON",
+    training.add_argument("--config", default="{}", metavar="JSON",
                           help='network settings over the defaults, e.g. \'{"width": 32}\'')
     training.add_argument("--val-every", type=int, default=250, help="steps between validations (default 250)")
     training.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -114,6 +140,8 @@ def _build_parser() -> argparse.ArgumentParser:
     training.add_argument("--seed", type=int, default=0)
     training.add_argument("--out", type=Path, help="output folder (default checkpoints/<network>)")
     training.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    training.add_argument("--overwrite", action="store_true",
+                          help="replace the checkpoints already in <out> (without it, such a folder is refused)")
     training.set_defaults(handler=_cmd_train)
 
     speed = commands.add_parser("speed", help="time and peak memory of methods on one full-size frame")
@@ -218,6 +246,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from bench.executors import available_cores
     from methods.registry import get_method_class
 
+    ensure_writable_folder(args.out, "--out")
+    check_executor_options(args.executor, args.scheduler)
     names = resolve_method_names(args.methods)
     params = load_params_file(args.params) if args.params else {}
     if args.device:
@@ -266,6 +296,8 @@ def _report_after_run(run_dir: Path, interrupted: bool) -> None:
 def _cmd_report(args: argparse.Namespace) -> int:
     from bench.report import write_report
 
+    if args.out:
+        ensure_writable_file(args.out, "--out")
     out = write_report(args.run_dir, args.out)
     print(f"report: {out}")
     return 0
@@ -279,12 +311,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     if args.grid < 2 or args.rounds < 1:
         raise BenchError("--grid must be at least 2 and --rounds at least 1")
     dataset = _open_dataset(args)
+    out = args.out or Path("results") / dataset.name / "tuned" / f"{name}.json"
+    ensure_writable_file(out, "--out")
     specs = tunable_params(name)
     print(f"tuning {name} on {dataset.name} ({len(dataset.items)} images, noise: {args.noise}); parameters: "
           f"{', '.join(s.name for s in specs)}", file=sys.stderr)
     result = tune(name, dataset, noise_mode=args.noise, grid=args.grid, rounds=args.rounds,
                   log=lambda message: print(message, file=sys.stderr, flush=True), burst=_burst_spec(args))
-    out = args.out or Path("results") / dataset.name / "tuned" / f"{name}.json"
     write_params(out, result)
     result.trials.to_csv(out.with_name(f"{name}.trials.csv"), index=False)
     tuned = {s.name for s in specs}
@@ -298,8 +331,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     from bench.train import TrainConfig, log_to_stderr, train
 
-    config = TrainConfig(network=args.network, out=args.out or Path("checkpoints") / args.network,
-                         steps=args.steps, clean_dirs=args.clean_dir, data=args.data, net_config=args.config,
+    out = args.out or Path("checkpoints") / args.network
+    ensure_writable_folder(out, "--out")
+    check_training_folder(out, resume=args.resume, overwrite=args.overwrite)
+    net_config = parse_network_config(args.config, args.network)
+    config = TrainConfig(network=args.network, out=out,
+                         steps=args.steps, clean_dirs=args.clean_dir, data=args.data, net_config=net_config,
                          batch=args.batch, patch=args.patch, lr=args.lr, loss=args.loss,
                          fourier_weight=args.fourier_weight, adjacent_weight=args.adjacent_weight,
                          val_every=args.val_every, device=args.device, threads=args.threads, seed=args.seed,
@@ -316,6 +353,8 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     from bench.speed import speed_table
     from methods.registry import resolve_method_names
 
+    if args.csv:
+        ensure_writable_file(args.csv, "--csv")
     names = resolve_method_names(args.methods)
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))
@@ -337,6 +376,8 @@ def _cmd_noise(args: argparse.Namespace) -> int:
     from bench.noise import NoiseProfile
     from bench.noise_report import estimate_dataset, final_round_score
 
+    if args.csv:
+        ensure_writable_file(args.csv, "--csv")
     dataset = _open_dataset(args)
     print(f"estimating the noise profile of {len(dataset.items)} images of {dataset.name}", file=sys.stderr)
     table = estimate_dataset(dataset, log=lambda message: print(message, file=sys.stderr, flush=True))
@@ -366,6 +407,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from bench import provenance
     from bench.export import Choice, best_in_run, export_submission, write_script_only
 
+    if args.script:
+        ensure_writable_file(args.script, "--script")
+    else:
+        ensure_writable_folder(args.out, "--out")
+        ensure_writable_file(args.out.parent / "result.zip", "--out's result.zip")
     if args.kind and not args.best:
         raise BenchError("--kind goes with --best")
     choice = best_in_run(args.best, args.kind) if args.best else Choice(args.method, {})
@@ -426,3 +472,212 @@ def load_params_file(path: Path) -> dict[str, dict]:
         except BenchError as exc:
             raise BenchError(f"{path}: {exc}") from None
     return data
+
+
+# ------------------------------------------------ checks of paths, addresses and settings, made before any work
+
+
+def printable_path(path: str | bytes | os.PathLike) -> str:
+    """``path`` as text that prints anywhere: bytes that are not UTF-8 shown as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def check_path_names(args: argparse.Namespace) -> None:
+    """``check_path_name`` for every path on the command line."""
+    for value in vars(args).values():
+        for path in value if isinstance(value, list) else [value]:
+            if isinstance(path, Path):
+                check_path_name(path)
+
+
+def check_path_name(path: Path) -> None:
+    """BenchError unless ``path`` is valid UTF-8 (it goes into the text files the commands write) and no part
+    of it, nor the whole, is longer than the file system allows."""
+    try:
+        os.fsencode(path).decode("utf-8")  # undecodable bytes reach Python as surrogates that encode back
+    except UnicodeError:
+        raise BenchError(f"{printable_path(path)}: name is not valid UTF-8; rename it") from None
+    name_max, path_max = _name_limits(path)
+    longest = max(len(os.fsencode(part)) for part in path.parts) if path.parts else 0
+    if longest > name_max:
+        raise BenchError(f"{path}: name too long (a part of {longest} bytes; the file system allows {name_max})")
+    length = len(os.fsencode(os.path.abspath(path)))
+    if length >= path_max:
+        raise BenchError(f"{path}: path too long ({length} bytes; the file system allows {path_max - 1})")
+
+
+def ensure_writable_folder(path: Path, what: str) -> None:
+    """BenchError naming ``path`` (the value of option ``what``) unless it is a folder this process can write
+    in, or one it can create. Nothing is created."""
+    check_path_name(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise BenchError(f"{path}: {what} is a file, not a folder")
+    _ensure_can_write_in(path, path, what)
+
+
+def ensure_writable_file(path: Path, what: str) -> None:
+    """BenchError naming ``path`` (the value of option ``what``) unless this process can write that file,
+    creating the folders above it. Nothing is created."""
+    check_path_name(path)
+    if os.path.isdir(path):
+        raise BenchError(f"{path}: {what} is a folder, not a file")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise BenchError(f"{path}: {what} is not writable")
+    _ensure_can_write_in(path.parent, path, what)
+
+
+def _ensure_can_write_in(folder: Path, target: Path, what: str) -> None:
+    """BenchError naming ``target`` unless ``folder`` is, or can be created as, a folder this process can write
+    in."""
+    existing = _nearest_existing(folder)
+    if not existing.is_dir():
+        raise BenchError(f"{target}: {what} cannot be written: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BenchError(f"{target}: {what} cannot be written: {existing} is not writable")
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists, else its closest ancestor that does."""
+    for candidate in (path, *path.parents):
+        if os.path.exists(candidate):
+            return candidate
+    return Path(path.anchor or ".")
+
+
+def _name_limits(path: Path) -> tuple[int, int]:
+    """The longest file name and the longest path, in bytes, on the file system that holds or would hold
+    ``path`` (255 and 4096 where the system cannot say)."""
+    existing = _nearest_existing(path)
+    try:
+        return os.pathconf(existing, "PC_NAME_MAX"), os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):  # AttributeError: no os.pathconf (Windows)
+        return 255, 4096
+
+
+#: The transports a Dask scheduler address can name (``distributed.comm.registry``; ``inproc`` is in-process only).
+DASK_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+_HOST = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?|\[[0-9A-Fa-f:.]+\]")
+
+
+def check_executor_options(executor: str, scheduler: str | None) -> None:
+    """BenchError unless ``--scheduler`` comes with ``--executor dask`` (and the other way round) and looks
+    like a Dask address, ``[SCHEME://]HOST:PORT``. Nothing is contacted."""
+    if executor != "dask":
+        if scheduler:
+            raise BenchError("--scheduler goes with --executor dask")
+        return
+    if not scheduler:
+        raise BenchError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
+    problem = _address_problem(scheduler)
+    if problem:
+        raise BenchError(f"--scheduler {scheduler!r}: {problem}; expected [SCHEME://]HOST:PORT such as "
+                         "tcp://10.0.0.5:8786")
+
+
+def _address_problem(address: str) -> str | None:
+    """What is wrong with a Dask scheduler address, or None."""
+    scheme, separator, location = address.partition("://")
+    if not separator:
+        scheme, location = "tcp", address
+    host, colon, port = location.rpartition(":")
+    if scheme not in DASK_SCHEMES:
+        return f"unknown scheme {scheme!r} (Dask knows {', '.join(DASK_SCHEMES)})"
+    if not colon:
+        return "no :PORT after the host"
+    if not _HOST.fullmatch(host):
+        return f"{host!r} is not a host name or IP address (IPv6 goes in brackets: [::1])"
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        return f"port {port!r} is not a number from 1 to 65535"
+    return None
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: The JSON values a network setting takes, by the type of its default: (what to say, the test).
+SETTING_TYPES = {
+    bool: ("true or false", lambda value: isinstance(value, bool)),
+    int: ("an integer", _is_integer),
+    tuple: ("a list of integers", lambda value: isinstance(value, list) and all(map(_is_integer, value))),
+}
+
+
+def parse_network_config(text: str, network: str) -> dict:
+    """``bench train --config``: a JSON object of settings of ``network``'s constructor; BenchError naming the
+    key that it does not take or that has the wrong type, or the problem building the network."""
+    from bench.learned import build_network, network_class
+    from bench.train import DEFAULT_CONFIGS
+
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BenchError(f"--config: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise BenchError(f'--config: must be a JSON object such as {{"width": 32}}, not {text}')
+    defaults = {name: p.default for name, p in inspect.signature(network_class(network)).parameters.items()}
+    for key, value in config.items():
+        if key not in defaults:
+            raise BenchError(f"--config: {network} has no setting {key!r} (it has {', '.join(defaults)})")
+        what, accepts = SETTING_TYPES.get(type(defaults[key]), ("anything", lambda value: True))
+        if not accepts(value):
+            raise BenchError(f"--config: {key!r} must be {what}, not {json.dumps(value)}")
+    try:
+        with warnings.catch_warnings():  # torch warns about zero-sized layers before it fails on them
+            warnings.simplefilter("ignore")
+            build_network(network, {**DEFAULT_CONFIGS[network], **config})
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise BenchError(f"--config: {network} cannot be built with {text} ({first_line(exc)})") from None
+    return config
+
+
+#: The files ``bench train`` writes into its output folder that a fresh run would replace.
+TRAINING_CHECKPOINTS = ("best.pth", "last.pt")
+
+
+def check_training_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """BenchError when a fresh training run (neither ``--resume`` nor ``--overwrite``) would replace the
+    checkpoints in ``out``, or when both options are given."""
+    if resume and overwrite:
+        raise BenchError("--resume and --overwrite exclude each other: --resume continues from <out>/last.pt")
+    found = [name for name in TRAINING_CHECKPOINTS if (out / name).exists()]
+    if found and not resume and not overwrite:
+        raise BenchError(f"{out}: already holds {' and '.join(found)}; add --resume to continue that training "
+                         "or --overwrite to replace it")
+
+
+# -------------------------------------------------------------------------------- failures nobody expected
+
+
+def _internal_error(exc: BaseException, debug: bool) -> int:
+    """Report an unexpected exception: its full traceback with ``--debug``, else one line and the file the
+    traceback was saved to."""
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
+    saved = _save_traceback(exc)
+    where = f"traceback in {saved}" if saved else "the traceback could not be saved"
+    print(f"error: internal error: {first_line(exc)} ({where}; `python -m bench --debug ...` prints it)",
+          file=sys.stderr)
+    return EXIT_INTERNAL_ERROR
+
+
+def _save_traceback(exc: BaseException) -> Path | None:
+    """Write the command line and ``exc``'s traceback to a new temporary file; its path, or None if that fails."""
+    from bench import provenance
+
+    try:
+        handle, name = tempfile.mkstemp(prefix="raw-bench-error-", suffix=".log")
+        with open(handle, "w", errors="backslashreplace") as log:
+            log.write(provenance.command_line() + "\n\n")
+            traceback.print_exception(exc, file=log)
+    except OSError:
+        return None
+    return Path(name)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that Python's own flush at exit does not fail on the closed pipe
+    again (what the Python documentation advises for SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
