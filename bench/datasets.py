@@ -13,6 +13,10 @@ Test layout (noisy only)::
     DIR/noisy{i}.dng
 
 A folder holding ``train/`` with the paired layout inside is accepted too.
+
+Checked before any work: the black/white levels (``0 <= black < white <= 65535``, when a ``Dataset`` is
+made), one file per image id (``1_noise.dng`` and ``01_noise.dng`` are both image 1: an error), and in
+``Dataset.check_files`` every file's structure and size and the pixel levels of the first image.
 """
 
 from __future__ import annotations
@@ -29,7 +33,8 @@ import numpy as np
 
 from bench.errors import BenchError
 from bench.noise import NoiseProfile
-from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, RawImage, inspect_dng, read_dng
+from bench.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, DngLayout, RawImage, inspect_dng,
+                         level_range_problem, read_dng)
 
 GT_DIR = "ground truth"
 NOISY_DIR = "noisy"
@@ -39,6 +44,12 @@ _GT_NAME = re.compile(r"^(\d+)_gt\.dng$", re.IGNORECASE)
 NOISY_FILE_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
 _BURST_NAME = re.compile(r"^(\d+)_noise_(\d+)\.dng$", re.IGNORECASE)
 TEST_FILE_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
+#: Smallest mosaic side, in sensor pixels, that a run can score (16 packed pixels): BM3D needs 8x8-pixel
+#: blocks of packed pixels (and crashes on an image of exactly one block), the blind noise estimator 8x8
+#: tiles inside a 3-pixel border, LibRaw refuses DNGs under 22 pixels a side; SSIM's 7x7 window fits.
+MIN_MOSAIC_SIDE = 32
+#: How to fix levels that are not the sensor's (the command-line options).
+LEVELS_HINT = "pass --black-level/--white-level for this sensor"
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,11 @@ class Dataset:
     #: this image instead of a demosaicked ground truth.
     clean_linear: Callable[[str], np.ndarray] | None = None
 
+    def __post_init__(self) -> None:
+        problem = level_range_problem(self.black_level, self.white_level)
+        if problem:
+            raise BenchError(f"{self.root}: {problem} (--black-level / --white-level)")
+
     @property
     def dn_step(self) -> float:
         """One stored level (DN) in the normalised domain: ``1 / (white - black)``."""
@@ -88,16 +104,25 @@ class Dataset:
     def has_real_bursts(self) -> bool:
         return any(item.burst_paths for item in self.items)
 
-    def check_files(self, burst_frames: int = 1) -> None:
-        """Cheap pre-flight check of every file's structure (exists, is a DNG, not truncated) and of
-        noisy/ground-truth size agreement, so bad input stops a run before any work is done. With
-        ``burst_frames`` > 1 on a real-burst dataset, the first ``burst_frames - 1`` burst frames of every
-        image are checked too."""
+    def check_files(self, burst_frames: int = 1) -> list[str]:
+        """Cheap pre-flight check, so that bad input stops a run with one line before any work is done.
+
+        * every file's structure: exists, is a DNG, not truncated (``bench.rawio.inspect_dng``);
+        * every mosaic's size, from the file's header: even sides (2x2 CFA cells) of at least
+          ``MIN_MOSAIC_SIDE`` sensor pixels; noisy and ground truth of one size;
+        * pixel levels of the first image only: its noisy frame and ground truth are decoded in full and
+          checked by :func:`check_levels`, so a dataset of another sensor (e.g. 8-bit files under the
+          default 1024/16383) is refused here; every file is checked again when ``load_item`` decodes it.
+
+        With ``burst_frames`` > 1 on a real-burst dataset, the first ``burst_frames - 1`` burst frames of
+        every image are checked too (structure and size). Returns the first image's level warnings (one
+        line each, empty when there are none) for the caller to show before the run starts.
+        """
         real_frames = burst_frames - 1 if self.has_real_bursts else 0
         for item in self.items:
-            noisy = inspect_dng(item.noisy_path)
+            noisy = _inspect_scorable(item.noisy_path)
             if item.gt_path is not None:
-                gt = inspect_dng(item.gt_path)
+                gt = _inspect_scorable(item.gt_path)
                 if (noisy.height, noisy.width) != (gt.height, gt.width):
                     raise BenchError(
                         f"{item.noisy_path}: size {noisy.height}x{noisy.width} does not match ground truth "
@@ -111,6 +136,57 @@ class Dataset:
                 if (noisy.height, noisy.width) != (frame.height, frame.width):
                     raise BenchError(f"{path}: size {frame.height}x{frame.width} does not match frame 0 "
                                      f"{item.noisy_path.name} ({noisy.height}x{noisy.width})")
+        if not self.items:
+            return []
+        return list(load_item(self, self.items[0]).level_warnings)
+
+
+def _inspect_scorable(path: Path) -> DngLayout:
+    """``inspect_dng(path)``, plus BenchError naming the file when its mosaic has an odd side or one under
+    ``MIN_MOSAIC_SIDE`` sensor pixels."""
+    layout = inspect_dng(path)
+    size = f"{layout.height}x{layout.width}"
+    if layout.height % 2 or layout.width % 2:
+        raise BenchError(f"{path}: mosaic is {size} sensor pixels; both sides must be even (whole 2x2 CFA cells)")
+    if min(layout.height, layout.width) < MIN_MOSAIC_SIDE:
+        raise BenchError(f"{path}: mosaic is {size} sensor pixels, too small to score; it must be at least "
+                         f"{MIN_MOSAIC_SIDE}x{MIN_MOSAIC_SIDE}")
+    return layout
+
+
+def check_levels(mosaic: np.ndarray, black_level: int, white_level: int, path: Path,
+                 ground_truth: bool) -> str | None:
+    """Check a decoded ``(H, W)`` uint16 mosaic against the levels it will be normalised with.
+
+    Raises BenchError naming ``path``, with a hint, when every pixel lies outside [black, white] (all
+    below black or all above white): the levels are not this sensor's, e.g. an 8-bit file under the
+    competition's 1024/16383, and every score would be meaningless. Returns a one-line warning naming
+    ``path`` and the fraction of pixels when only some are outside where they should not be: above white
+    (any frame), or below black in a ground truth (a noisy frame's read noise normally dips below black,
+    so that is not reported). Returns None when there is nothing to report.
+    """
+    low, high = int(mosaic.min()), int(mosaic.max())
+    if high < black_level:
+        raise BenchError(f"{path}: every pixel ({low}..{high}) is below the black level {black_level}, so the "
+                         f"image is black once normalised; {LEVELS_HINT}")
+    if low > white_level:
+        raise BenchError(f"{path}: every pixel ({low}..{high}) is above the white level {white_level}, so the "
+                         f"image is white once normalised; {LEVELS_HINT}")
+    problems = []
+    if high > white_level:
+        problems.append(f"{_pixel_share(np.count_nonzero(mosaic > white_level), mosaic.size)} above the white "
+                        f"level {white_level}")
+    if ground_truth and low < black_level:
+        problems.append(f"{_pixel_share(np.count_nonzero(mosaic < black_level), mosaic.size)} below the black "
+                        f"level {black_level}")
+    if not problems:
+        return None
+    return (f"{path}: {' and '.join(problems)}; they are clipped when normalised, and scored against "
+            f"outputs that cannot reach them (if these are not this sensor's levels, {LEVELS_HINT})")
+
+
+def _pixel_share(count: int, total: int) -> str:
+    return f"{count} of {total} pixels ({100.0 * count / total:.3g}%)"
 
 
 @dataclass(frozen=True)
@@ -122,11 +198,18 @@ class LoadedPair:
     gt: RawImage | None
     noisy_sha256: str
     gt_sha256: str | None
+    #: One-line warnings of :func:`check_levels` for the noisy file and the ground truth (pixels outside
+    #: [black, white] where they should not be); empty for normal data. Callers should show them.
+    level_warnings: tuple[str, ...] = ()
 
 
 def load_item(dataset: Dataset, item: DatasetItem) -> LoadedPair:
-    """Read one item's DNGs. Raises BenchError naming the file on any problem."""
+    """Read one item's DNGs and check their pixels against the dataset's levels (:func:`check_levels`).
+    Raises BenchError naming the file on any problem, including pixels wholly outside [black, white];
+    pixels partly outside come back as ``level_warnings``."""
     noisy, noisy_hash = _read_hashed(item.noisy_path, dataset)
+    warnings = [check_levels(noisy.mosaic, dataset.black_level, dataset.white_level, item.noisy_path,
+                             ground_truth=False)]
     gt = gt_hash = None
     if item.gt_path is not None:
         gt, gt_hash = _read_hashed(item.gt_path, dataset)
@@ -134,15 +217,22 @@ def load_item(dataset: Dataset, item: DatasetItem) -> LoadedPair:
             raise BenchError(f"{item.noisy_path}: size {noisy.shape} does not match ground truth {gt.shape}")
         if gt.cfa != noisy.cfa:
             raise BenchError(f"{item.noisy_path}: CFA {noisy.cfa} differs from ground truth's {gt.cfa}")
-    return LoadedPair(item, noisy, gt, noisy_hash, gt_hash)
+        warnings.append(check_levels(gt.mosaic, dataset.black_level, dataset.white_level, item.gt_path,
+                                     ground_truth=True))
+    return LoadedPair(item, noisy, gt, noisy_hash, gt_hash, tuple(w for w in warnings if w))
 
 
 def load_burst_frames(dataset: Dataset, item: DatasetItem, count: int) -> list[tuple[RawImage, str]]:
     """Read real burst frames 1..``count`` of ``item`` with their SHA-256; BenchError naming the file on
-    a problem (a frame missing, unreadable, or of another size or CFA than frame 0 is checked by the caller)."""
+    a problem (a frame missing, unreadable, or of another size or CFA than frame 0 is checked by the caller).
+    A frame whose pixels lie wholly outside [black, white] is a BenchError (:func:`check_levels`); partial
+    level warnings are given for frame 0 and the ground truth only (``load_item``)."""
     if len(item.burst_paths) < count:
         raise BenchError(f"{item.noisy_path}: needs {count} burst frames in '{BURST_DIR}/', found {len(item.burst_paths)}")
-    return [_read_hashed(path, dataset) for path in item.burst_paths[:count]]
+    frames = [_read_hashed(path, dataset) for path in item.burst_paths[:count]]
+    for path, (frame, _) in zip(item.burst_paths, frames):
+        check_levels(frame.mosaic, dataset.black_level, dataset.white_level, path, ground_truth=False)
+    return frames
 
 
 def _read_hashed(path: Path, dataset: Dataset) -> tuple[RawImage, str]:
@@ -180,12 +270,17 @@ def open_dataset(
 
 
 def _numbered(folder: Path, pattern: re.Pattern) -> dict[int, Path]:
+    """The files of ``folder`` whose names match ``pattern``, by the number its first group holds.
+    BenchError naming both files when two names hold one number (``1_noise.dng`` and ``01_noise.dng``)."""
     found: dict[int, Path] = {}
     if folder.is_dir():
-        for path in folder.iterdir():
+        for path in sorted(folder.iterdir()):
             match = pattern.match(path.name)
             if match:
-                found[int(match.group(1))] = path
+                number = int(match.group(1))
+                if number in found:
+                    raise BenchError(f"{found[number]} and {path.name} are both image {number}; keep one of them")
+                found[number] = path
     return found
 
 
@@ -200,7 +295,7 @@ def _paired_items(root: Path) -> list[DatasetItem]:
         raise BenchError(f"{gt[without_noisy[0]]}: no matching noisy image '{NOISY_DIR}/{without_noisy[0]}_noise.dng'")
     bursts: dict[int, dict[int, Path]] = {}
     if (root / BURST_DIR).is_dir():
-        for path in (root / BURST_DIR).iterdir():
+        for path in sorted((root / BURST_DIR).iterdir()):
             match = _BURST_NAME.match(path.name)
             if match:
                 image, frame = int(match.group(1)), int(match.group(2))
@@ -208,7 +303,11 @@ def _paired_items(root: Path) -> list[DatasetItem]:
                     raise BenchError(f"{path}: burst frame of image {image}, which has no '{NOISY_DIR}/{image}_noise.dng'")
                 if frame < 1:
                     raise BenchError(f"{path}: burst frames are numbered from 1 (frame 0 is '{NOISY_DIR}/')")
-                bursts.setdefault(image, {})[frame] = path
+                frames = bursts.setdefault(image, {})
+                if frame in frames:
+                    raise BenchError(f"{frames[frame]} and {path.name} are both frame {frame} of image {image}; "
+                                     "keep one of them")
+                frames[frame] = path
     items = []
     for i in sorted(noisy):
         frames = bursts.get(i, {})

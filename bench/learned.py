@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.errors import BenchError
 from bench.inference import network_input, pick_device, run_tiled
-from methods.base import Method, NoisyRaw, param
+from methods.base import Method, NoisyRaw, at_least, param
 
 CHECKPOINT_FORMAT = "raw-bench-checkpoint-1"
 #: Where shipped weights live: ``methods/weights/<network>.pth`` with a model card ``<network>.md``.
@@ -110,9 +110,10 @@ class LearnedMethod(Method):
     requires = {"torch": "torch"}
     network: ClassVar[str] = ""
     weights: str = param("", "weights file (.pth from bench train); empty = the shipped weights")
-    tile: int = param(512, "inference tile side in packed pixels (0 = whole image); bounds memory")
+    tile: int = param(512, "inference tile side in packed pixels (0 = whole image); bounds memory",
+                      valid=at_least(0))
     overlap: int = param(64, "pixels shared by neighbouring tiles, cross-faded (at least NAFNet's pooling "
-                                 "window, so tiled and whole-image results agree)")
+                                 "window, so tiled and whole-image results agree)", valid=at_least(0))
     device: str = param("auto", "where to run", choices=("auto", "cpu", "cuda"))
     half: bool = param(False, "fp16 inference (CUDA only)")
 

@@ -10,6 +10,11 @@ Definitions (``../shared/DESIGN.md`` section 1, ZTE 2022):
 * ``score`` = ``(0.8 * max(psnr - 30, 0) / 30 + 0.2 * max(ssim - 0.8, 0) / 0.2) * 100``, from the 2-D SSIM.
 
 ``data_range`` is the fixed white level, never guessed from the data.
+
+PSNR is capped at ``PSNR_CAP_DB`` = 100 dB: an output equal to its ground truth (mean squared error 0,
+PSNR infinite) counts as 100 dB, and its Score is computed from that capped value, so one perfect image
+never makes a mean PSNR or Score infinite. Real results are far below the cap (100 dB at a data range of
+16383 is a mean squared error of 0.027 DN^2), so their values are exactly scikit-image's.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 DATA_RANGE = 16383
+#: Highest PSNR reported, in dB (see the module docstring).
+PSNR_CAP_DB = 100.0
 
 
 def _check_pair(gt: np.ndarray, out: np.ndarray) -> None:
@@ -27,11 +34,14 @@ def _check_pair(gt: np.ndarray, out: np.ndarray) -> None:
 
 
 def psnr(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float:
-    """PSNR in dB of ``out`` against ``gt``: ``(H, W)`` integer mosaics."""
+    """PSNR in dB of ``out`` against ``gt``: ``(H, W)`` integer mosaics; at most ``PSNR_CAP_DB`` (an
+    identical pair gives exactly the cap, never infinity)."""
     from skimage.metrics import peak_signal_noise_ratio
 
     _check_pair(gt, out)
-    return float(peak_signal_noise_ratio(gt, out, data_range=data_range))
+    if np.array_equal(gt, out):
+        return PSNR_CAP_DB
+    return min(float(peak_signal_noise_ratio(gt, out, data_range=data_range)), PSNR_CAP_DB)
 
 
 def ssim(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float:

@@ -25,6 +25,8 @@ from bench.errors import BenchError
 
 COMPETITION_BLACK_LEVEL = 1024
 COMPETITION_WHITE_LEVEL = 16383
+#: Largest value a 16-bit mosaic can hold, so the highest possible white level.
+MAX_LEVEL = 65535
 #: Row/column offset of each packed plane inside a 2x2 CFA cell.
 PLANE_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
 _CFA_PHOTOMETRIC = 32803
@@ -140,6 +142,18 @@ def _find_cfa_page(tif):
     if not cfa_pages:
         return None
     return max(cfa_pages, key=lambda p: int(p.imagelength) * int(p.imagewidth))
+
+
+def level_range_problem(black_level: int, white_level: int) -> str | None:
+    """What is wrong with a black/white level pair for 16-bit data, as one phrase, or None when
+    ``0 <= black < white <= 65535`` holds for two integers."""
+    if (not isinstance(black_level, (int, np.integer)) or not isinstance(white_level, (int, np.integer))
+            or isinstance(black_level, bool) or isinstance(white_level, bool)):
+        return f"black level {black_level!r} and white level {white_level!r} must be integers"
+    if not 0 <= black_level < white_level <= MAX_LEVEL:
+        return (f"black level {black_level} and white level {white_level} must satisfy "
+                f"0 <= black < white <= {MAX_LEVEL}")
+    return None
 
 
 def read_dng(

@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 
+from bench.metrics import PSNR_CAP_DB, score
+
 PER_IMAGE_COLUMNS = ["method", "image", "psnr", "ssim", "ssim_col", "score", "seconds", "megapixels",
                      "status", "error"]
 SUMMARY_COLUMNS = ["method", "score", "psnr", "ssim", "ssim_col", "seconds_per_image", "mp_per_second",
@@ -21,13 +23,15 @@ def summarize(per_image: pd.DataFrame, method_order: list[str] | None = None) ->
     """Mean metrics per method over its successful images, sorted by Score (best first).
 
     per_image: rows with ``PER_IMAGE_COLUMNS``. ``mp_per_second`` is total megapixels over total seconds.
-    Methods with no successful image keep a row with empty metrics.
+    Methods with no successful image keep a row with empty metrics. A row whose PSNR is above
+    ``bench.metrics.PSNR_CAP_DB`` (infinite, from a table written before the cap) counts at the cap, with
+    its Score recomputed from the capped PSNR, so no mean is ever infinite.
     """
     rows = []
     methods = method_order or list(dict.fromkeys(per_image["method"]))
     for method in methods:
         mine = per_image[per_image["method"] == method]
-        ok = mine[mine["status"] == "ok"]
+        ok = _psnr_capped(mine[mine["status"] == "ok"])
         seconds = ok["seconds"].sum()
         rows.append({
             "method": method,
@@ -42,6 +46,18 @@ def summarize(per_image: pd.DataFrame, method_order: list[str] | None = None) ->
         })
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
     return summary.sort_values("score", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def _psnr_capped(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with PSNR above the cap set to the cap and their Score recomputed from it; other rows as
+    they are (the same object when no row is above the cap)."""
+    over = rows["psnr"] > PSNR_CAP_DB
+    if not over.any():
+        return rows
+    rows = rows.copy()
+    rows.loc[over, "psnr"] = PSNR_CAP_DB
+    rows.loc[over, "score"] = [score(PSNR_CAP_DB, ssim) for ssim in rows.loc[over, "ssim"]]
+    return rows
 
 
 def to_markdown(summary: pd.DataFrame) -> str:

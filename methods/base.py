@@ -8,10 +8,14 @@ A method is a dataclass whose fields are its parameters, declared with :func:`pa
     class MyFilter(Method):
         \"\"\"One line saying what it does.\"\"\"
         kind = "classical"
-        strength: float = param(1.0, "multiplier on the noise level", low=0.25, high=4.0)
+        strength: float = param(1.0, "multiplier on the noise level", low=0.25, high=4.0, valid=above(0))
 
         def denoise(self, raw: NoisyRaw) -> np.ndarray:
             ...
+
+Every ``int`` and ``float`` parameter declares its *valid* range (``valid=``: the values the method can
+honestly run with, checked by ``create_method``), which is distinct from the *tuning* range ``low``..``high``
+that ``bench tune`` searches and must lie inside it.
 
 The harness builds one ``NoisyRaw`` per image and calls ``denoise`` on it; nothing else.
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import typing
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -34,11 +39,59 @@ from bench.noise import NoiseProfile
 METHOD_KINDS = ("reference", "classical", "burst", "learned")
 
 
+@dataclass(frozen=True)
+class ValidRange:
+    """The values a numeric parameter may take at all: ``minimum``..``maximum``, each end included unless
+    ``minimum_open`` / ``maximum_open``; ``math.inf`` / ``-math.inf`` for no limit (NaN and infinity are
+    never valid values)."""
+
+    minimum: float = -math.inf
+    maximum: float = math.inf
+    minimum_open: bool = False
+    maximum_open: bool = False
+
+    def contains(self, value: float) -> bool:
+        """True when ``value`` is a finite number inside the range."""
+        if not math.isfinite(value):
+            return False
+        above_minimum = value > self.minimum if self.minimum_open else value >= self.minimum
+        below_maximum = value < self.maximum if self.maximum_open else value <= self.maximum
+        return above_minimum and below_maximum
+
+    def __str__(self) -> str:
+        """Interval notation, e.g. ``[1, inf)``, ``(0, inf)``, ``[0, 1]``."""
+        left = "(" if self.minimum_open or math.isinf(self.minimum) else "["
+        right = ")" if self.maximum_open or math.isinf(self.maximum) else "]"
+        return f"{left}{_number_text(self.minimum)}, {_number_text(self.maximum)}{right}"
+
+
+def _number_text(value: float) -> str:
+    return "inf" if value == math.inf else "-inf" if value == -math.inf else f"{value:g}"
+
+
+def at_least(minimum: float) -> ValidRange:
+    """Valid range ``[minimum, inf)``."""
+    return ValidRange(minimum)
+
+
+def above(minimum: float) -> ValidRange:
+    """Valid range ``(minimum, inf)``: e.g. a sigma or strength that must be positive."""
+    return ValidRange(minimum, minimum_open=True)
+
+
+def between(minimum: float, maximum: float) -> ValidRange:
+    """Valid range ``[minimum, maximum]``."""
+    return ValidRange(minimum, maximum)
+
+
 def param(default: Any, doc: str, low: float | None = None, high: float | None = None,
-          choices: tuple | None = None):
+          choices: tuple | None = None, valid: ValidRange | None = None):
     """Declare a method parameter: its default, a one-line meaning, and optionally its tuning range
-    (``low``..``high`` for numbers) or its allowed ``choices``."""
-    return field(default=default, metadata={"doc": doc, "low": low, "high": high, "choices": choices})
+    (``low``..``high`` for numbers, searched by ``bench tune``), its allowed ``choices``, and, for numbers,
+    its ``valid`` range (every ``int``/``float`` parameter must declare one; ``create_method`` refuses
+    values outside it)."""
+    return field(default=default, metadata={"doc": doc, "low": low, "high": high, "choices": choices,
+                                            "valid": valid})
 
 
 class NoisyRaw:
@@ -90,6 +143,19 @@ class ParamSpec:
     low: float | None
     high: float | None
     choices: tuple | None
+    valid: ValidRange | None = None
+
+    def bounds_text(self) -> str:
+        """What ``bench list`` shows after the default: the choices, or the valid and tuning ranges, e.g.
+        ``"valid [1, inf), tuning range [3, 15]"``; empty when nothing is declared."""
+        if self.choices is not None:
+            return f"one of {list(self.choices)}"
+        parts = []
+        if self.valid is not None:
+            parts.append(f"valid {self.valid}")
+        if self.low is not None or self.high is not None:
+            parts.append(f"tuning range [{self.low}, {self.high}]")
+        return ", ".join(parts)
 
 
 class Method:
@@ -129,7 +195,7 @@ class Method:
         for f in dataclasses.fields(cls):
             meta = f.metadata
             specs.append(ParamSpec(f.name, hints[f.name], f.default, meta.get("doc", ""),
-                                   meta.get("low"), meta.get("high"), meta.get("choices")))
+                                   meta.get("low"), meta.get("high"), meta.get("choices"), meta.get("valid")))
         return specs
 
     def resource_files(self) -> list[Path]:

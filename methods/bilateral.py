@@ -8,7 +8,7 @@ import numpy as np
 
 from bench.noise import NoiseProfile
 from bench.vst import denoise_stabilised
-from methods.base import Method, NoisyRaw, param
+from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.registry import register_method
 
 
@@ -37,10 +37,12 @@ class Bilateral(Method):
     kind = "classical"
     requires = {"cv2": "opencv-python-headless"}
     packed_function = staticmethod(bilateral_packed)
+    # OpenCV silently replaces a sigma <= 0 by 1 and a d <= 0 by one derived from sigma_space
     sigma_color: float = param(2.25, "range (intensity) sigma, in units of the noise standard deviation",
-                               low=1.0, high=4.0)
-    sigma_space: float = param(1.5, "spatial sigma, in packed pixels", low=0.75, high=3.0)
-    diameter: int = param(9, "neighbourhood diameter, in packed pixels (OpenCV's d)", low=3, high=15)
+                               low=1.0, high=4.0, valid=above(0))
+    sigma_space: float = param(1.5, "spatial sigma, in packed pixels", low=0.75, high=3.0, valid=above(0))
+    diameter: int = param(9, "neighbourhood diameter, in packed pixels (OpenCV's d; 1 = no filtering)",
+                          low=3, high=15, valid=at_least(1))
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return bilateral_packed(raw.packed, raw.noise, **self.param_values())

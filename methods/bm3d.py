@@ -29,7 +29,7 @@ import numpy as np
 from bench.executors import available_cores
 from bench.noise import NoiseProfile
 from bench.vst import denoise_stabilised
-from methods.base import Method, NoisyRaw, param
+from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.registry import register_method
 
 #: Orthonormal (and its own inverse) 2x2 Haar transform across the four planes of a CFA cell. Row 0 is the
@@ -126,13 +126,14 @@ class BM3D(Method):
     requires = {"bm3d": "bm3d"}
     packed_function = staticmethod(bm3d_packed)
     sigma_scale: float = param(0.9, "noise std given to BM3D, in units of the stabilised noise std",
-                               low=0.7, high=1.2)
+                               low=0.7, high=1.2, valid=above(0))
     speed: str = param("standard", "the bm3d package's standard profile, or its low-complexity one (\"fast\": "
                                    "sparser blocks, smaller search windows)", choices=("standard", "fast"))
     tile_size: int = param(512, "side of the square tiles (packed pixels) denoised independently and in "
-                                "parallel, each with 16 pixels of overlap; 0 = the whole image at once")
+                                "parallel, each with 16 pixels of overlap; 0 = the whole image at once",
+                         valid=at_least(0))
     workers: int = param(0, "worker processes: 0 = min(4, the cores this process may use), 1 = everything in "
-                            "this process")
+                            "this process", valid=at_least(0))
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return bm3d_packed(raw.packed, raw.noise, **self.param_values())

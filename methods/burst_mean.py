@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
-from methods.base import Method, NoisyRaw, param
+from methods.base import Method, NoisyRaw, at_least, param
 from methods.registry import register_method
 
 
@@ -27,9 +27,11 @@ class BurstMean(Method):
     kind = "burst"
     requires = {"cv2": "opencv-python-headless", "scipy": "scipy"}
     rejection: float = param(3.0, "a frame's pixel is left out where its 3x3 mean difference to the reference "
-                                  "exceeds this many noise std of that difference", low=1.5, high=8.0)
-    tile: int = param(DEFAULT_TILE, "alignment tile side, packed pixels")
-    search: int = param(DEFAULT_SEARCH, "alignment search radius per pyramid level, packed pixels")
+                                  "exceeds this many noise std of that difference (0 = the reference only)",
+                               low=1.5, high=8.0, valid=at_least(0))
+    tile: int = param(DEFAULT_TILE, "alignment tile side, packed pixels", valid=at_least(1))
+    search: int = param(DEFAULT_SEARCH, "alignment search radius per pyramid level, packed pixels (0 = no "
+                                        "search, sub-pixel refinement only)", valid=at_least(0))
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         if len(raw.frames) == 1:

@@ -29,7 +29,7 @@ import numpy as np
 
 from bench.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
 from bench.noise import NoiseProfile
-from methods.base import Method, NoisyRaw, param
+from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.bm3d import BM3D
 from methods.burst_mean import agreement_weights
 from methods.registry import register_method
@@ -50,15 +50,17 @@ class BurstMerge(Method):
     kind = "burst"
     requires = {"cv2": "opencv-python-headless", "scipy": "scipy", "bm3d": "bm3d"}
     robustness: float = param(3.0, "c in A = |D|^2 / (|D|^2 + c * noise power): higher merges more, lower "
-                                    "rejects more", low=0.5, high=16.0)
+                                    "rejects more", low=0.5, high=16.0, valid=above(0))
     spatial: str = param("bm3d", "spatial denoiser after the merge", choices=("bm3d", "wiener", "none"))
     spatial_strength: float = param(1.15, "wiener: s in |M|^2 / (|M|^2 + s * residual noise power); bm3d: "
-                                         "multiplier on the residual noise std given to BM3D", low=0.5, high=2.0)
+                                         "multiplier on the residual noise std given to BM3D", low=0.5, high=2.0,
+                                      valid=above(0))
     guide: str = param("mean", "what each frame is compared with to decide where it merges: the robust mean "
                                "of the aligned burst, or the noisy reference (HDR+'s pairwise test)",
                        choices=("mean", "reference"))
-    tile: int = param(DEFAULT_TILE, "alignment tile side, packed pixels")
-    search: int = param(DEFAULT_SEARCH, "alignment search radius per pyramid level, packed pixels")
+    tile: int = param(DEFAULT_TILE, "alignment tile side, packed pixels", valid=at_least(1))
+    search: int = param(DEFAULT_SEARCH, "alignment search radius per pyramid level, packed pixels (0 = no "
+                                        "search, sub-pixel refinement only)", valid=at_least(0))
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         profile = raw.noise

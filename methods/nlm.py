@@ -15,7 +15,7 @@ import numpy as np
 
 from bench.noise import NoiseProfile
 from bench.vst import denoise_stabilised
-from methods.base import Method, NoisyRaw, param
+from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.registry import register_method
 
 #: 16-bit levels per unit of noise std. Rounding to integers then adds noise of std 1/sqrt(12) level,
@@ -79,12 +79,13 @@ class NonLocalMeans(Method):
     kind = "classical"
     requires = {"cv2": "opencv-python-headless"}
     packed_function = staticmethod(nlm_packed)
+    # h <= 0 leaves the image unchanged; window sides below 1 are not windows
     h: float = param(1.7, "filter strength: OpenCV's h for the 4-plane L1 distance, in units of the noise std",
-                     low=0.8, high=3.0)
+                     low=0.8, high=3.0, valid=above(0))
     template_window: int = param(3, "patch side in packed pixels (odd; an even value is rounded up)",
-                                 low=3, high=9)
+                                 low=3, high=9, valid=at_least(1))
     search_window: int = param(13, "search window side in packed pixels (odd; an even value is rounded up)",
-                               low=7, high=31)
+                               low=7, high=31, valid=at_least(1))
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return nlm_packed(raw.packed, raw.noise, **self.param_values())

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.vst import denoise_stabilised, forward
-from methods.base import Method, NoisyRaw, param
+from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.nlm import UnitNoiseLevels, odd
 from methods.registry import register_method
 
@@ -31,12 +31,13 @@ class NonLocalMeansMulti(Method):
     kind = "burst"
     requires = {"cv2": "opencv-python-headless"}
     h: float = param(1.4, "filter strength: OpenCV's h for the 4-plane L1 distance, in units of the noise std",
-                     low=0.6, high=3.0)
+                     low=0.6, high=3.0, valid=above(0))
     template_window: int = param(3, "patch side in packed pixels (odd; an even value is rounded up)",
-                                 low=3, high=7)
+                                 low=3, high=7, valid=at_least(1))
     search_window: int = param(9, "search window side in packed pixels (odd; an even value is rounded up); "
-                                  "must exceed twice the motion between frames", low=5, high=21)
-    temporal_window: int = param(0, "frames used, centred on the reference (odd): 0 = as many as the burst has")
+                                  "must exceed twice the motion between frames", low=5, high=21, valid=at_least(1))
+    temporal_window: int = param(0, "frames used, centred on the reference (odd): 0 = as many as the burst has",
+                                 valid=at_least(0))
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         profile = raw.noise

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import fnmatch
 import importlib
+import math
 import pkgutil
 from typing import Any
 
@@ -34,11 +35,26 @@ def register_method(name: str):
             raise TypeError(f"method {name!r} must be a @dataclass (its fields are its parameters)")
         if cls.kind not in METHOD_KINDS:
             raise ValueError(f"method {name!r} has kind {cls.kind!r}; expected one of {METHOD_KINDS}")
+        _check_declared_ranges(name, cls)
         cls.name = name
         _REGISTRY[name] = cls
         return cls
 
     return decorator
+
+
+def _check_declared_ranges(name: str, cls: type[Method]) -> None:
+    """A declared valid range must hold the parameter's default and its tuning range (ValueError if not)."""
+    for spec in cls.params():
+        if spec.valid is None:
+            continue
+        if spec.type not in (int, float):
+            raise ValueError(f"method {name!r}: parameter {spec.name} is {spec.type.__name__}; only int and "
+                             "float parameters take a valid range")
+        for what, value in (("default", spec.default), ("tuning low", spec.low), ("tuning high", spec.high)):
+            if value is not None and not spec.valid.contains(value):
+                raise ValueError(f"method {name!r}: parameter {spec.name} {what} {value!r} is outside its "
+                                 f"valid range {spec.valid}")
 
 
 def _discover() -> None:
@@ -87,8 +103,10 @@ def resolve_method_names(spec: str) -> list[str]:
 def create_method(name: str, values: dict[str, Any] | None = None) -> Method:
     """Instantiate method ``name`` with parameter ``values`` (others keep their defaults).
 
-    Values are checked against the declared parameters: unknown names, wrong types and values outside
-    declared choices are BenchErrors. Integers are accepted for float parameters.
+    Values are checked against the declared parameters before anything runs: unknown names, wrong types,
+    values outside declared choices, NaN or infinity for a float, and numbers outside the parameter's
+    declared valid range are BenchErrors naming ``method.parameter``. Integers are accepted for float
+    parameters.
     """
     cls = get_method_class(name)
     specs = {p.name: p for p in cls.params()}
@@ -103,5 +121,9 @@ def create_method(name: str, values: dict[str, Any] | None = None) -> Method:
             raise BenchError(f"parameter {name}.{key} must be {spec.type.__name__}, got {value!r}")
         if spec.choices is not None and value not in spec.choices:
             raise BenchError(f"parameter {name}.{key} must be one of {spec.choices}, got {value!r}")
+        if spec.type is float and not math.isfinite(value):
+            raise BenchError(f"parameter {name}.{key} must be a finite number, got {value!r}")
+        if spec.valid is not None and not spec.valid.contains(value):
+            raise BenchError(f"parameter {name}.{key} = {value!r} is outside its valid range {spec.valid}")
         checked[key] = value
     return cls(**checked)
