@@ -1,18 +1,28 @@
-"""The result cache that makes runs resumable: one small JSON file per finished (method, image) result.
+"""The result cache that makes runs resumable: one small JSON file per measured fact.
 
-A result is stored under a key that hashes everything it depends on:
+A fact is what was measured for one (method, parameters, code, input content): the scores and timing of a
+result, or the blind noise estimate of a noisy file. It never holds the image id, the dataset or the run:
+those come from the run that reads it, so the same files under other names (a renumbered copy, a subset
+folder) get their own ids and the same numbers.
+
+A fact is stored under a key that hashes everything it depends on:
 
 * the method's name and parameter values, and the content of its weights file (learned methods);
-* the content (SHA-256) of every input file it read: noisy image, ground truth, real burst frames;
+* the content (SHA-256) of every input file it read, hashed from the very bytes that were decoded: noisy
+  image, ground truth, real burst frames;
 * how the input was given to it: noise mode (and the true profile, for "oracle"), burst settings,
   black and white levels;
 * the code: a fingerprint over every ``.py`` file of ``bench/`` and ``methods/``, so any code change
   invalidates every cached result rather than risk a stale number.
 
+Every entry is an envelope ``{"schema", "kind", "key", "body", "checksum"}``: the checksum is the SHA-256 of
+the other four, and the caller validates the body against its own schema. An entry that is unreadable, of
+another schema, stored under another key, edited (checksum) or whose body fails validation is a miss: the
+fact is computed again and the entry replaced. A cache that cannot be written (read-only folder, full disk)
+becomes a cache that stores nothing, with one warning; the run goes on.
+
 Entries are written atomically (a temporary file renamed into place) the moment a result arrives, so a run
-stopped by Ctrl-C or ``kill -9`` leaves only whole entries behind, and the next run with the same settings
-picks them up. Failed results are never cached: they are retried. Blind noise estimates are cached the same
-way, keyed by the noisy file's content and the code fingerprint.
+stopped by Ctrl-C or ``kill -9`` leaves only whole entries behind. Failed results are never cached.
 
 The cache lives in ``<cache root>/results/`` (``RAW_BENCH_CACHE``, default ``~/.cache/raw-bench``), or in
 ``RAW_BENCH_RESULT_CACHE`` when that is set; deleting the folder is always safe.
@@ -22,14 +32,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from functools import cache
 from pathlib import Path
+from typing import Callable
 
 from bench.embedded import cache_root
 
 _PACKAGE_DIRS = ("bench", "methods")
+#: Version of the envelope and of the bodies the suite stores; entries of any other schema are misses.
+SCHEMA = 2
 
 
 @cache
@@ -66,34 +80,78 @@ def default_folder() -> Path:
     return cache_root() / "results"
 
 
-class ResultCache:
-    """Entries ``<folder>/<kind>/<key[:2]>/<key>.json``; ``enabled = False`` makes every lookup a miss
-    (``--fresh``) while still storing what is computed."""
+class InvalidEntry(ValueError):
+    """A cache entry's body does not have the schema its kind requires (raised by body validators)."""
 
-    def __init__(self, folder: Path | None = None, enabled: bool = True):
+
+def require_number(body: dict, name: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """``body[name]`` as a finite float within [low, high]; InvalidEntry otherwise (a validator helper)."""
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidEntry(f"{name} is {value!r}, not a finite number")
+    if not low <= value <= high:
+        raise InvalidEntry(f"{name} = {value} outside [{low}, {high}]")
+    return float(value)
+
+
+def _checksum(kind: str, key: str, body: dict) -> str:
+    text = json.dumps({"schema": SCHEMA, "kind": kind, "key": key, "body": body}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ResultCache:
+    """Entries ``<folder>/<kind>/<key[:2]>/<key>.json``.
+
+    enabled: False makes every lookup a miss (``--fresh``) while still storing what is computed.
+    warn: called once, with one line, when the cache cannot be written; after that nothing is stored.
+    """
+
+    def __init__(self, folder: Path | None = None, enabled: bool = True,
+                 warn: Callable[[str], None] | None = None):
         self.folder = Path(folder) if folder is not None else default_folder()
         self.enabled = enabled
+        self.writable = True
+        self._warn = warn or (lambda message: None)
 
     def _path(self, kind: str, key: str) -> Path:
         return self.folder / kind / key[:2] / f"{key}.json"
 
-    def get(self, kind: str, key: str) -> dict | None:
-        """The entry stored under ``key``, or None (also for an unreadable entry, which is then ignored)."""
+    def get(self, kind: str, key: str, validate: Callable[[dict], dict]) -> dict | None:
+        """The body stored under ``key``, checked by ``validate`` (which returns the body to use or raises
+        InvalidEntry), or None: disabled, absent, unreadable, foreign or damaged entries are all misses."""
         if not self.enabled:
             return None
         try:
-            return json.loads(self._path(kind, key).read_text())
-        except (OSError, json.JSONDecodeError):
+            entry = json.loads(self._path(kind, key).read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(entry, dict) or entry.get("schema") != SCHEMA or entry.get("kind") != kind \
+                or entry.get("key") != key or not isinstance(entry.get("body"), dict):
+            return None
+        if entry.get("checksum") != _checksum(kind, key, entry["body"]):
+            return None
+        try:
+            return validate(entry["body"])
+        except (InvalidEntry, KeyError, TypeError, ValueError):
             return None
 
-    def put(self, kind: str, key: str, entry: dict) -> None:
-        """Store ``entry`` atomically."""
+    def put(self, kind: str, key: str, body: dict) -> None:
+        """Store ``body`` atomically; on a write failure, warn once and store nothing from then on."""
+        if not self.writable:
+            return
+        entry = {"schema": SCHEMA, "kind": kind, "key": key, "body": body, "checksum": _checksum(kind, key, body)}
         path = self._path(kind, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+        tmp = None
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
             with os.fdopen(fd, "w") as f:
                 json.dump(entry, f)
             os.replace(tmp, path)
+        except OSError as exc:
+            self.writable = False
+            self._warn(f"warning: {self.folder}: result cache cannot be written ({exc.strerror or exc}); "
+                       "this run goes on without storing results in it")
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)

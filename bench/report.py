@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bench import tables
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 REPORT_FILE = "report.html"
 BOOTSTRAP_RESAMPLES = 2000
@@ -458,8 +458,7 @@ def fingerprint_note(record: dict, dataset, image_ids: list[str]) -> str:
 def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None]) -> CropSection:
     """The crop rows of the page; never raises for a dataset or method problem (they become notes and
     placeholders)."""
-    from bench.datasets import load_item
-    from bench.metrics import psnr
+    from bench.evaluation import evaluate, load_inputs
     from bench.rawio import normalize, pack, read_dng
 
     references = {m for m in methods if _method_kind(folder, m) == "reference"}
@@ -490,7 +489,8 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
             notes.append(f"Image {image_id} ({role}) is not in the dataset at {dataset.root}; no crop.")
             continue
         try:
-            pair = load_item(dataset, item)
+            loaded = load_inputs(dataset, item, _burst_spec(folder.record))
+            pair = loaded.pair
         except Exception as exc:
             notes.append(f"Image {image_id} ({role}) could not be read ({_one_line(exc)}); no crop.")
             continue
@@ -529,11 +529,13 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
                     if isinstance(created, str):
                         raise BenchError(created)
                     if method_input is None:
-                        method_input = _method_input(pair, dataset, noise_mode, folder.record)
+                        method_input = _method_input(loaded, dataset, noise_mode, folder.record)
                     log(f"report: re-running {method} on image {image_id} for its crop")
-                    mosaic = _recreate(created, method_input, dataset)
+                    evaluation = evaluate(created, method_input, pair.gt.mosaic, dataset.black_level,
+                                          dataset.white_level)
+                    mosaic = evaluation.mosaic
                     sources["re-created"] += 1
-                    psnr_gaps.append(abs(psnr(pair.gt.mosaic, mosaic, dataset.white_level) - float(result.psnr)))
+                    psnr_gaps.append(abs(evaluation.scores.psnr - float(result.psnr)))
                 row.panels.append(Panel(method, caption, render(mosaic)))
             except Exception as exc:  # one method's trouble gives a placeholder, never a crash
                 row.panels.append(Panel(method, caption, placeholder=f"no image: {_one_line(exc)}"))
@@ -557,20 +559,11 @@ def _create_method(name: str, recorded: dict):
     return method
 
 
-def _method_input(pair, dataset, noise_mode: str, record: dict):
+def _method_input(loaded, dataset, noise_mode: str, record: dict):
     """The NoisyRaw the run gave methods for this image (same noise mode and burst)."""
-    from bench.runner import make_noisy_raw
+    from bench.evaluation import make_noisy_raw, noise_for
 
-    return make_noisy_raw(pair, dataset, noise_mode, _burst_spec(record))
-
-
-def _recreate(method, raw, dataset) -> np.ndarray:
-    """Run ``method`` the way the run did (burst methods get every frame) -> ``(H, W)`` uint16 mosaic."""
-    from bench.runner import denoise_to_mosaic
-
-    method_input = raw if method.kind == "burst" else raw.reference_only()
-    mosaic, _ = denoise_to_mosaic(method, method_input, dataset)
-    return mosaic
+    return make_noisy_raw(loaded, dataset, noise_for(loaded, dataset, noise_mode), _burst_spec(record))
 
 
 def _source_note(sources: dict[str, int], psnr_gaps: list[float], noise_mode: str) -> str:
@@ -597,7 +590,7 @@ def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     if isinstance(exc, BenchError) and text:
         return text.splitlines()[0]
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+    return first_line(exc)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -21,11 +21,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import functools
-import shutil
 import json
 import math
+import shutil
+import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -36,18 +37,19 @@ import numpy as np
 import pandas as pd
 
 from bench import provenance, tables
-from bench.burst import BurstSpec, packed_frames, synthesize_burst
-from bench.cache import ResultCache, file_sha256, make_key
-from bench.datasets import Dataset, DatasetItem, LoadedPair, fingerprint, load_burst_frames, load_item
-from bench.errors import BenchError
-from bench.metrics import score_mosaic
-from bench.noise import NoiseProfile, estimate_noise
-from bench.pipeline import packed_to_mosaic
+from bench.burst import BurstSpec
+from bench.cache import InvalidEntry, ResultCache, file_sha256, make_key, require_number
+from bench.datasets import Dataset, DatasetItem, fingerprint
+from bench.errors import BenchError, RunInterrupted, first_line
+from bench.evaluation import (NOISE_MODES, check_profile, estimate_key, evaluate, input_paths, load_inputs,
+                              make_noisy_raw, noise_for, valid_estimate_record)
+from bench.metrics import score as competition_score
 from bench.rawio import write_dng
-from methods.base import Method, NoisyRaw
+from methods.base import Method
 from methods.registry import create_method
 
-NOISE_MODES = ("estimate", "oracle")
+#: The measured columns of a per_image row, as the cache stores them.
+_FACT_COLUMNS = ("psnr", "ssim", "ssim_col", "score", "seconds", "megapixels")
 
 
 @dataclass
@@ -84,6 +86,8 @@ class RunResult:
     interrupted: bool = False
     #: Results taken from the cache instead of being computed.
     cached: int = 0
+    #: The signal that interrupted the run (SIGINT or SIGTERM), or None.
+    signal: int | None = None
 
 
 def check_scorable(dataset: Dataset, noise_mode: str) -> None:
@@ -98,10 +102,17 @@ def check_scorable(dataset: Dataset, noise_mode: str) -> None:
         if missing:
             raise BenchError(f"{dataset.root}: --noise oracle needs the true profile of image {missing[0]} "
                              "in noise_profile.csv (columns image,a,b)")
+    for image_id, profile in dataset.true_noise.items():
+        check_profile(profile, f"{dataset.root / 'noise_profile.csv'}, image {image_id}")
 
 
 def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -> RunResult:
-    """Run every method on every image of ``config.dataset`` and write the run folder."""
+    """Run every method on every image of ``config.dataset`` and write the run folder.
+
+    SIGINT and SIGTERM stop the run the same way: what finished is kept, the tables are written, and
+    ``RunResult.signal`` says which signal it was; a second signal while the tables are written is noted
+    and cannot lose them.
+    """
     from bench.executors import make_executor
 
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
@@ -112,9 +123,12 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     unavailable = {name: reason for name, reason in unavailable.items() if reason}
     for name, reason in unavailable.items():
         log(f"warning: method {name} cannot run here ({reason}); its rows are recorded as failed")
-    dataset.check_files(burst_frames=config.burst.frames if config.burst else 1)
-    input_hashes = {item.image_id: _input_hashes(dataset, item, config.burst) for item in dataset.items}
-    cache = ResultCache(config.cache_folder, enabled=not config.fresh)
+    warned = set(dataset.check_files(burst_frames=config.burst.frames if config.burst else 1))
+    for message in warned:
+        log(f"warning: {message}")
+    paths = {item.image_id: input_paths(dataset, item, config.burst) for item in dataset.items}
+    expected = {image_id: tuple(file_sha256(path) for path in item_paths) for image_id, item_paths in paths.items()}
+    cache = ResultCache(config.cache_folder, enabled=not config.fresh, warn=log)
 
     run_dir = _new_run_dir(config.out_root / dataset.name)
     record = {
@@ -132,6 +146,15 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     }
     _write_json(run_dir / "run.json", record)
 
+    # blind estimates of this run's noisy files: from the cache, then from the tasks as they finish
+    estimates: dict[str, dict] = {}
+    if config.noise_mode == "estimate":
+        for item in dataset.items:
+            known = cache.get("noise", estimate_key(expected[item.image_id][0], dataset.black_level,
+                                                    dataset.white_level), valid_estimate_record)
+            if known is not None:
+                estimates[item.image_id] = known
+
     # every (image, method) pair: a failed row (method unavailable), a cached result, or a task to run
     rows: list[dict] = []
     noise_rows: dict[str, dict] = {}
@@ -143,24 +166,31 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
             if name in unavailable:
                 rows.append(_failed_row(name, item.image_id, f"unavailable: {unavailable[name]}"))
                 continue
-            key = _task_key(method, resources[name], dataset, item, input_hashes[item.image_id], config)
-            entry = cache.get("result", key)
-            if entry is not None and _reuse_output(entry, method, item, run_dir, config.save_outputs):
-                rows.append(entry["row"])
-                if entry.get("noise"):
-                    noise_rows.setdefault(item.image_id, entry["noise"])
+            key = result_key(method, resources[name], expected[item.image_id], dataset, item, config.noise_mode,
+                             config.burst)
+            facts = cache.get("result", key, valid_result_facts)
+            if facts is not None and _reuse_output(facts, method, item, run_dir, config.save_outputs):
+                rows.append(_row(name, item.image_id, facts))
+                if facts["noise"]:
+                    noise_rows.setdefault(item.image_id, facts["noise"])
                 cached += 1
                 continue
-            tasks.append(Task(name, config.params.get(name, {}), dataset, item, config.noise_mode, config.burst,
-                              config.save_outputs, cache.folder, key))
+            tasks.append(Task(method, resources[name], dataset, item, config.noise_mode, config.burst,
+                              config.save_outputs, expected[item.image_id]))
     total = len(rows) + len(tasks)
     if cached:
         log(f"{cached} of {total} results taken from the cache ({cache.folder}; --fresh recomputes them)")
 
-    interrupted = False
+    def tasks_with_known_estimates():
+        """The tasks, each with the blind estimate of its noisy file when one is known by the time a worker
+        takes it (executors pull tasks one at a time), so an image is estimated once, not once per method."""
+        for task in tasks:
+            yield dataclasses.replace(task, known_noise=estimates.get(task.item.image_id))
+
     order = {(item.image_id, name): k for k, (item, name) in
              enumerate((item, name) for item in dataset.items for name in methods)}
-    with (run_dir / "per_image.csv").open("w", newline="") as per_image_file:
+    guard = _SignalGuard(log)
+    with guard, (run_dir / "per_image.csv").open("w", newline="") as per_image_file:
         writer = csv.DictWriter(per_image_file, fieldnames=tables.PER_IMAGE_COLUMNS)
         writer.writeheader()
         for row in rows:
@@ -168,89 +198,179 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
         per_image_file.flush()
         executor = None
         try:
+            guard.arm()
             if tasks:
                 executor = make_executor(config.executor, config.workers, config.scheduler)
                 if executor.workers > 1:
                     log(f"{len(tasks)} tasks on {executor.workers} workers ({config.executor})")
             started, computed = time.monotonic(), 0
-            for task, result in (executor.run(run_task, tasks) if executor else ()):
-                if isinstance(result, BaseException):  # the task could not run: its worker died, say
-                    if isinstance(result, KeyboardInterrupt):
-                        raise result
-                    message = f"{type(result).__name__}: {result}".splitlines()[0]
-                    result = TaskResult(_failed_row(task.method, task.item.image_id, f"worker failed: {message}"))
-                row = result.row
-                if result.traceback:
-                    with (run_dir / "errors.log").open("a") as f:
-                        f.write(f"--- {task.method} on image {task.item.image_id}\n{result.traceback}\n")
-                if result.mosaic is not None:
-                    write_dng(result.mosaic, _output_path(run_dir, task.method, task.item.image_id),
-                              template=task.item.noisy_path, cfa=result.cfa, black_level=dataset.black_level,
-                              white_level=dataset.white_level)
-                if result.noise:
-                    noise_rows.setdefault(task.item.image_id, result.noise)
-                if row["status"] == "ok":
-                    cache.put("result", task.key, _cache_entry(row, result, run_dir, task))
+            for task, result in (executor.run(run_task, tasks_with_known_estimates()) if executor else ()):
+                guard.disarm()  # a signal from here on waits until this result is recorded
+                row = _record_result(task, result, run_dir, dataset, cache, estimates, noise_rows, log)
+                for message in getattr(result, "warnings", ()):
+                    if message not in warned:
+                        warned.add(message)
+                        log(f"warning: {message}")
                 rows.append(row)
                 writer.writerow(row)
                 per_image_file.flush()
                 computed += 1
                 log(_progress_line(f"[{len(rows)}/{total}] image {task.item.image_id}", row)
                     + _eta(time.monotonic() - started, computed, len(tasks)))
-        except KeyboardInterrupt:
-            interrupted = True
-            log("interrupted: writing the tables of what finished")
+                guard.arm()
+            guard.disarm()
+        except KeyboardInterrupt as exc:  # RunInterrupted (SIGINT, SIGTERM) or a plain one
+            guard.disarm()
+            guard.received = guard.received or getattr(exc, "signum", signal.SIGINT)
+            log(f"interrupted ({signal.Signals(guard.received).name}): writing the tables of what finished")
         finally:
+            guard.disarm()
             if executor is not None:
                 executor.close()
 
-    rows.sort(key=lambda r: order[(str(r["image"]), r["method"])])
-    _write_csv(run_dir / "per_image.csv", rows, tables.PER_IMAGE_COLUMNS)
-    if noise_rows:
-        noise_table = [{"image": item.image_id, **noise_rows[item.image_id]} for item in dataset.items
-                       if item.image_id in noise_rows]
-        pd.DataFrame(noise_table).to_csv(run_dir / "noise.csv", index=False)
-    per_image = pd.DataFrame(rows, columns=tables.PER_IMAGE_COLUMNS)
-    summary = tables.summarize(per_image, list(methods))
-    summary.to_csv(run_dir / "summary.csv", index=False)
-    succeeded = int((per_image["status"] == "ok").sum())
-    failed = len(per_image) - succeeded
-    file_hashes = sorted({pair for hashes in input_hashes.values() for pair in hashes})
-    record.update({
-        "finished": dt.datetime.now().isoformat(timespec="seconds"),
-        "status": "interrupted" if interrupted else "finished",
-        "dataset_fingerprint": fingerprint(file_hashes),
-        "results": {"succeeded": succeeded, "failed": failed, "from_cache": cached},
-        "execution": {"executor": config.executor, "workers": config.workers, "fresh": config.fresh},
-    })
-    _write_json(run_dir / "run.json", record)
-    (run_dir / "summary.md").write_text(_summary_markdown(summary, record, run_dir))
-    return RunResult(run_dir, summary, succeeded, failed, interrupted, cached)
+        rows.sort(key=lambda r: order[(str(r["image"]), r["method"])])
+        _write_csv(run_dir / "per_image.csv", rows, tables.PER_IMAGE_COLUMNS)
+        if noise_rows:
+            noise_table = [{"image": item.image_id, **noise_rows[item.image_id]} for item in dataset.items
+                           if item.image_id in noise_rows]
+            pd.DataFrame(noise_table).to_csv(run_dir / "noise.csv", index=False)
+        per_image = pd.DataFrame(rows, columns=tables.PER_IMAGE_COLUMNS)
+        summary = tables.summarize(per_image, list(methods))
+        summary.to_csv(run_dir / "summary.csv", index=False)
+        succeeded = int((per_image["status"] == "ok").sum())
+        failed = len(per_image) - succeeded
+        interrupted = guard.received is not None
+        file_hashes = sorted({(_relative(path, dataset.root), digest) for image_id, item_paths in paths.items()
+                              for path, digest in zip(item_paths, expected[image_id])})
+        record.update({
+            "finished": dt.datetime.now().isoformat(timespec="seconds"),
+            "status": "interrupted" if interrupted else "finished",
+            "dataset_fingerprint": fingerprint(file_hashes),
+            "results": {"succeeded": succeeded, "failed": failed, "from_cache": cached},
+            "execution": {"executor": config.executor, "workers": config.workers, "fresh": config.fresh},
+        })
+        _write_json(run_dir / "run.json", record)
+        (run_dir / "summary.md").write_text(_summary_markdown(summary, record, run_dir))
+    return RunResult(run_dir, summary, succeeded, failed, interrupted, cached, guard.received)
+
+
+class _SignalGuard:
+    """SIGINT and SIGTERM handling for one run (main thread only; elsewhere it does nothing).
+
+    While *armed* (waiting for results) the first signal raises RunInterrupted at once; while disarmed
+    (recording a result, writing the tables) a signal is only noted, and the run stops at its next arm.
+    Any later signal is noted with a line and changes nothing: the tables are always written.
+    """
+
+    def __init__(self, log: Callable[[str], None]):
+        self._log = log
+        self._armed = False
+        self._previous: dict = {}
+        self.received: int | None = None
+
+    def __enter__(self) -> "_SignalGuard":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None:
+            self._log(f"{signal.Signals(signum).name} again: still writing the tables of what finished")
+            return
+        self.received = signum
+        if self._armed:
+            self._armed = False
+            raise RunInterrupted(signum)
+
+    def arm(self) -> None:
+        """From now on a signal stops the run at once; one that came while disarmed stops it now."""
+        if self.received is not None:
+            raise RunInterrupted(self.received)
+        self._armed = True
+
+    def disarm(self) -> None:
+        self._armed = False
+
+
+def _record_result(task: "Task", result, run_dir: Path, dataset: Dataset, cache: ResultCache,
+                   estimates: dict[str, dict], noise_rows: dict[str, dict], log: Callable[[str], None]) -> dict:
+    """Turn what a task sent back into its per_image row: write its output and errors, cache its facts
+    (under the key of the bytes it actually read) and its blind noise estimate."""
+    name, image_id = task.method.name, task.item.image_id
+    if isinstance(result, BaseException):  # the task could not run: its worker died, say
+        if isinstance(result, KeyboardInterrupt):
+            raise result
+        return _failed_row(name, image_id, f"worker failed: {first_line(result)}")
+    if result.traceback:
+        with (run_dir / "errors.log").open("a") as f:
+            f.write(f"--- {name} on image {image_id}\n{result.traceback}\n")
+    if result.noise_computed and result.noise:
+        estimates.setdefault(image_id, result.noise)
+        cache.put("noise", estimate_key(result.input_hashes[0], dataset.black_level, dataset.white_level),
+                  result.noise)
+    if result.noise and not result.changed_inputs:
+        noise_rows.setdefault(image_id, result.noise)
+    if result.facts is None:
+        return _failed_row(name, image_id, result.error)
+    facts = {**result.facts, "noise": result.noise, "output": None}
+    if result.changed_inputs:  # a true fact about the new content, but not about the files this run hashed
+        cache.put("result", result.key, facts)
+        log(f"warning: {', '.join(result.changed_inputs)} changed during the run")
+        return _failed_row(name, image_id, f"input changed during the run: {', '.join(result.changed_inputs)} "
+                                           "(its content differs from the run's; run again)")
+    if result.mosaic is not None:
+        path = _output_path(run_dir, name, image_id)
+        write_dng(result.mosaic, path, template=task.item.noisy_path, cfa=result.cfa,
+                  black_level=dataset.black_level, white_level=dataset.white_level)
+        facts["output"] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
+    cache.put("result", result.key, facts)
+    return _row(name, image_id, facts)
 
 
 @dataclass(frozen=True)
 class Task:
-    """One (method, image) result to compute; picklable, so that any executor can run it (``run_task``)."""
+    """One (method, image) result to compute; picklable, so that any executor can run it (``run_task``).
 
-    method: str
-    params: dict  # the run's parameter overrides (others keep their defaults)
+    method: the validated method instance. resource_hashes: SHA-256 of its weights files.
+    expected_inputs: SHA-256 of the files of ``input_paths`` as the run hashed them before it started.
+    known_noise: a blind estimate of the noisy file with that content (``valid_estimate_record``), if any.
+    """
+
+    method: Method
+    resource_hashes: tuple[str, ...]
     dataset: Dataset
     item: DatasetItem
     noise_mode: str
     burst: BurstSpec | None
     return_mosaic: bool
-    cache_folder: Path
-    key: str
+    expected_inputs: tuple[str, ...]
+    known_noise: dict | None = None
 
 
 @dataclass
 class TaskResult:
-    """What a task sends back: its per_image row, the noise profile it used (``{a, b, source, seconds}``,
-    None for reference methods), the written-back mosaic when asked for, the frame's CFA and, for a
-    failure, the traceback."""
+    """What a task sends back.
 
-    row: dict
+    facts: the measured ``{psnr, ssim, ssim_col, score, seconds, megapixels}``, or None with ``error`` set.
+    noise: the noise record it used (``NoiseEstimate.record``); noise_computed: estimated in this task.
+    key / input_hashes: the result's cache key and the SHA-256 of each file, from the bytes it decoded.
+    changed_inputs: files whose content differs from the run's pre-flight hash (relative names).
+    warnings: one line per input file with pixels outside [black, white] (``bench.datasets.check_levels``).
+    mosaic: the written-back ``(H, W)`` uint16 mosaic when asked for; cfa: the frame's CFA.
+    """
+
+    facts: dict | None
+    error: str = ""
     noise: dict | None = None
+    noise_computed: bool = False
+    key: str = ""
+    input_hashes: tuple[str, ...] = ()
+    changed_inputs: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
     mosaic: np.ndarray | None = None
     cfa: str = "BGGR"
     traceback: str = ""
@@ -258,68 +378,75 @@ class TaskResult:
 
 def run_task(task: Task) -> TaskResult:
     """Load one image, give it to one method, write the result back to uint16 and score it. Never raises
-    for a method's fault or an unreadable input: those come back as failed rows."""
-    dataset, image_id = task.dataset, task.item.image_id
+    for a method's fault or an unreadable input: those come back as failed results."""
+    dataset, item, method = task.dataset, task.item, task.method
     try:
-        pair = load_item(dataset, task.item)
-        known = _cached_estimate(task, pair) if task.noise_mode == "estimate" else None
-        raw = make_noisy_raw(pair, dataset, task.noise_mode, task.burst, known_estimate=known)
+        inputs = load_inputs(dataset, item, task.burst)
     except BenchError as exc:
-        return TaskResult(_failed_row(task.method, image_id, f"input error: {exc}"))
-    method = create_method(task.method, task.params)
-    noise = None
+        return TaskResult(None, f"input error: {exc}")
+    key = result_key(method, task.resource_hashes, inputs.hashes, dataset, item, task.noise_mode, task.burst)
+    changed = tuple(_relative(path, dataset.root)
+                    for path, before, now in zip(input_paths(dataset, item, task.burst), task.expected_inputs,
+                                                 inputs.hashes) if before != now)
+    known = task.known_noise if inputs.hashes[0] == task.expected_inputs[0] else None
+    noise = noise_for(inputs, dataset, task.noise_mode, known)
+    common = {"key": key, "input_hashes": inputs.hashes, "changed_inputs": changed,
+              "warnings": inputs.pair.level_warnings}
     try:
+        raw = make_noisy_raw(inputs, dataset, noise, task.burst)
         if method.kind != "reference":
-            started = time.perf_counter()
-            profile = raw.noise
-            seconds = known["seconds"] if known else time.perf_counter() - started
-            noise = {"a": profile.a, "b": profile.b, "source": profile.source, "seconds": seconds}
-            if task.noise_mode == "estimate" and known is None:
-                ResultCache(task.cache_folder).put("noise", _estimate_key(pair), noise)
-        method_input = raw if method.kind == "burst" else raw.reference_only()
-        mosaic, seconds = denoise_to_mosaic(method, method_input, dataset)
-        scores = score_mosaic(pair.gt.mosaic, mosaic, data_range=dataset.white_level)
+            noise.profile()
+    except BenchError as exc:  # NoiseEstimateError included: the input's fault, not the method's
+        return TaskResult(None, f"input error: {exc}", noise.record(), noise.computed, **common)
+    try:
+        evaluation = evaluate(method, raw, inputs.pair.gt.mosaic, dataset.black_level, dataset.white_level)
     except Exception as exc:  # a failing method must never take the run down
-        message = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
-        return TaskResult(_failed_row(task.method, image_id, message), noise, traceback=traceback.format_exc())
-    row = {"method": task.method, "image": image_id, "psnr": scores.psnr, "ssim": scores.ssim,
-           "ssim_col": scores.ssim_col, "score": scores.score, "seconds": seconds,
-           "megapixels": pair.noisy.mosaic.size / 1e6, "status": "ok", "error": ""}
-    return TaskResult(row, noise, mosaic if task.return_mosaic else None, pair.noisy.cfa)
+        return TaskResult(None, first_line(exc), noise.record(), noise.computed, **common,
+                          traceback=traceback.format_exc())
+    scores = evaluation.scores
+    facts = {"psnr": scores.psnr, "ssim": scores.ssim, "ssim_col": scores.ssim_col, "score": scores.score,
+             "seconds": evaluation.seconds, "megapixels": inputs.pair.noisy.mosaic.size / 1e6}
+    return TaskResult(facts, "", noise.record(), noise.computed, **common,
+                      mosaic=evaluation.mosaic if task.return_mosaic else None, cfa=inputs.pair.noisy.cfa)
 
 
-def _estimate_key(pair: LoadedPair) -> str:
-    """Cache key of the blind noise estimate of a noisy file (its content decides it)."""
-    return make_key({"noisy": pair.noisy_sha256, "black": pair.noisy.black_level, "white": pair.noisy.white_level})
+def valid_result_facts(body: dict) -> dict:
+    """A cached result's facts if they have the schema ``_record_result`` stores and are consistent (the
+    Score is the Score of the PSNR and SSIM stored beside it); InvalidEntry otherwise."""
+    facts = {"psnr": require_number(body, "psnr"), "ssim": require_number(body, "ssim", -1.0, 1.0),
+             "ssim_col": require_number(body, "ssim_col", -1.0, 1.0), "score": require_number(body, "score", 0.0),
+             "seconds": require_number(body, "seconds", 0.0), "megapixels": require_number(body, "megapixels", 1e-9)}
+    if not math.isclose(facts["score"], competition_score(facts["psnr"], facts["ssim"]), rel_tol=1e-9, abs_tol=1e-9):
+        raise InvalidEntry("score is not the Score of psnr and ssim")
+    noise = body.get("noise")
+    if noise is not None:
+        if not isinstance(noise, dict) or noise.get("source") not in NOISE_MODES:
+            raise InvalidEntry(f"noise is {noise!r}")
+        noise = {"a": require_number(noise, "a", 0.0), "b": require_number(noise, "b", 0.0),
+                 "source": noise["source"], "seconds": require_number(noise, "seconds", 0.0)}
+    output = body.get("output")
+    if output is not None and not (isinstance(output, dict) and isinstance(output.get("path"), str)
+                                   and isinstance(output.get("sha256"), str)):
+        raise InvalidEntry(f"output is {output!r}")
+    return {**facts, "noise": noise, "output": output}
 
 
-def _cached_estimate(task: Task, pair: LoadedPair) -> dict | None:
-    return ResultCache(task.cache_folder).get("noise", _estimate_key(pair))
-
-
-def _input_hashes(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) -> list[tuple[str, str]]:
-    """(relative name, SHA-256) of every file a task on ``item`` reads."""
-    paths = [item.noisy_path, item.gt_path]
-    if burst is not None and burst.frames > 1 and dataset.has_real_bursts:
-        paths += list(item.burst_paths[:burst.frames - 1])
-    return [(_relative(path, dataset.root), file_sha256(path)) for path in paths]
-
-
-def _resource_hashes(method: Method) -> list[str]:
+def _resource_hashes(method: Method) -> tuple[str, ...]:
     """SHA-256 of each of the method's resource files (weights), read once per run."""
-    return [file_sha256(path) if path.is_file() else f"missing {path}" for path in method.resource_files()]
+    return tuple(file_sha256(path) if path.is_file() else f"missing {path}" for path in method.resource_files())
 
 
-def _task_key(method: Method, resource_hashes: list[str], dataset: Dataset, item: DatasetItem,
-              hashes: list[tuple[str, str]], config: RunConfig) -> str:
-    """The cache key of one (method, image) result (see ``bench.cache``)."""
+def result_key(method: Method, resource_hashes: tuple[str, ...], input_hashes: tuple[str, ...], dataset: Dataset,
+               item: DatasetItem, noise_mode: str, burst: BurstSpec | None) -> str:
+    """The cache key of one (method, image) result (see ``bench.cache``): what it depends on, never the
+    image's id or the dataset's name."""
     true = dataset.true_noise.get(item.image_id)
     return make_key({
         "method": method.name, "params": method.param_values(),
-        "resources": resource_hashes,
-        "inputs": [digest for _, digest in hashes],
-        "noise": config.noise_mode, "true_noise": [true.a, true.b] if config.noise_mode == "oracle" else None,
-        "burst": dataclasses.asdict(config.burst) if config.burst else None,
+        "resources": list(resource_hashes),
+        "inputs": list(input_hashes),
+        "noise": noise_mode, "true_noise": [true.a, true.b] if noise_mode == "oracle" else None,
+        "burst": dataclasses.asdict(burst) if burst else None,
         "levels": [dataset.black_level, dataset.white_level],
     })
 
@@ -328,20 +455,12 @@ def _output_path(run_dir: Path, method: str, image_id: str) -> Path:
     return run_dir / "outputs" / method / f"{image_id}.dng"
 
 
-def _cache_entry(row: dict, result: TaskResult, run_dir: Path, task: Task) -> dict:
-    entry = {"row": row, "noise": result.noise}
-    if result.mosaic is not None:
-        path = _output_path(run_dir, task.method, task.item.image_id)
-        entry["output"] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
-    return entry
-
-
-def _reuse_output(entry: dict, method: Method, item: DatasetItem, run_dir: Path, save_outputs: bool) -> bool:
+def _reuse_output(facts: dict, method: Method, item: DatasetItem, run_dir: Path, save_outputs: bool) -> bool:
     """Whether a cached result can stand for this run: always, unless outputs are saved, in which case the
     DNG it wrote is copied into this run, and it cannot stand when that file is gone or changed."""
     if not save_outputs:
         return True
-    output = entry.get("output")
+    output = facts["output"]
     if not output or not Path(output["path"]).is_file() or file_sha256(Path(output["path"])) != output["sha256"]:
         return False
     target = _output_path(run_dir, method.name, item.image_id)
@@ -360,51 +479,6 @@ def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     tmp.replace(path)
 
 
-def make_noisy_raw(pair: LoadedPair, dataset: Dataset, noise_mode: str, burst: BurstSpec | None = None,
-                   known_estimate: dict | None = None) -> NoisyRaw:
-    """The method input for one loaded image; its noise profile is the dataset's true one ("oracle") or
-    estimated from frame 0 on first use ("estimate").
-
-    With ``burst``, the frames are frame 0 (the noisy image) plus ``burst.frames - 1`` real frames from the
-    dataset's ``burst/`` folder or, for a dataset without real
-    bursts, synthetic ones (``bench.burst``) made with the true profile where known, else the estimated one.
-    known_estimate: ``{"a": ..., "b": ...}`` of an earlier blind estimate of this very file (the result
-    cache's), used instead of estimating again.
-    """
-    packed = pair.noisy.normalized_packed()
-    image_id = pair.item.image_id
-    true = dataset.true_noise.get(image_id)
-    if noise_mode == "oracle":
-
-        def profile() -> NoiseProfile:
-            return true
-    else:
-
-        @functools.cache
-        def profile() -> NoiseProfile:
-            if known_estimate is not None:
-                return NoiseProfile(known_estimate["a"], known_estimate["b"], "estimate")
-            return estimate_noise(packed, step=dataset.dn_step)
-
-    frames = packed[None]
-    if burst is not None and burst.frames > 1:
-        if dataset.has_real_bursts:
-            others = load_burst_frames(dataset, pair.item, burst.frames - 1)
-            for image, _ in others:
-                if image.shape != pair.noisy.shape or image.cfa != pair.noisy.cfa:
-                    raise BenchError(f"{image.path}: size {image.shape} / CFA {image.cfa} differ from frame 0's "
-                                     f"{pair.noisy.shape} / {pair.noisy.cfa}")
-            frames = np.concatenate([frames, np.stack([image.normalized_packed() for image, _ in others])])
-        else:
-            # without a true profile the frames are made with the estimate the methods receive (computed once)
-            generator = true if true is not None else profile()
-            clean_rgb = dataset.clean_linear(image_id) if dataset.clean_linear and not burst.static else None
-            mosaics = synthesize_burst(burst, image_id, pair.noisy.mosaic, pair.gt.mosaic, pair.noisy.cfa,
-                                       generator, dataset.black_level, dataset.white_level, clean_rgb)
-            frames = packed_frames(mosaics, dataset.black_level, dataset.white_level)
-    return NoisyRaw(frames, pair.noisy.cfa, profile, image_id)
-
-
 def _burst_record(burst: BurstSpec | None, dataset: Dataset) -> dict | None:
     """What run.json says about the frames methods received."""
     if burst is None or burst.frames == 1:
@@ -416,16 +490,9 @@ def _burst_record(burst: BurstSpec | None, dataset: Dataset) -> dict | None:
             "generator_noise": "the dataset's true profile where known, else estimated from frame 0"}
 
 
-def denoise_to_mosaic(method: Method, raw: NoisyRaw, dataset: Dataset) -> tuple[np.ndarray, float]:
-    """Call the method (timed), validate its output and write it back the competition's way.
-
-    Returns the ``(H, W)`` uint16 mosaic that is scored (and saved) and the seconds ``denoise`` took.
-    Raises whatever the method raised, or MethodOutputError.
-    """
-    started = time.perf_counter()
-    out = method.denoise(raw)
-    seconds = time.perf_counter() - started
-    return packed_to_mosaic(out, raw.packed.shape, dataset.black_level, dataset.white_level), seconds
+def _row(method: str, image_id: str, facts: dict) -> dict:
+    """The per_image row of a measured result: this run's method name and image id beside the facts."""
+    return {"method": method, "image": image_id, **{k: facts[k] for k in _FACT_COLUMNS}, "status": "ok", "error": ""}
 
 
 def _failed_row(method: str, image_id: str, error: str) -> dict:

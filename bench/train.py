@@ -152,8 +152,8 @@ class PairSampler:
     pair (by image order) is held out for validation when there are at least two."""
 
     def __init__(self, root: Path, patch: int, log: Callable[[str], None]):
-        from bench.datasets import load_item, open_dataset
-        from bench.noise import estimate_noise
+        from bench.datasets import open_dataset
+        from bench.evaluation import load_inputs, noise_for
 
         dataset = open_dataset(root)
         if not dataset.has_ground_truth:
@@ -161,11 +161,12 @@ class PairSampler:
         dataset.check_files()
         self.items = []
         for item in dataset.items:
-            pair = load_item(dataset, item)
+            loaded = load_inputs(dataset, item, burst=None)
+            pair = loaded.pair
             if pair.noisy.cfa != "BGGR":
                 raise BenchError(f"{item.noisy_path}: training expects BGGR, got {pair.noisy.cfa}")
-            noisy = pair.noisy.normalized_packed()
-            profile = dataset.true_noise.get(item.image_id) or estimate_noise(noisy, step=dataset.dn_step)
+            mode = "oracle" if item.image_id in dataset.true_noise else "estimate"
+            profile = noise_for(loaded, dataset, mode).profile()
             self.items.append((pair.noisy.mosaic, pair.gt.mosaic, profile, dataset))
         self.held_out = self.items[::10] if len(self.items) >= 2 else []
         self.items = [item for k, item in enumerate(self.items) if k % 10 != 0] if self.held_out else self.items
@@ -262,18 +263,17 @@ def training_loss(output, target, config: TrainConfig):
 
 def validation_score(net, pairs, device: str) -> tuple[float, float]:
     """Mean competition (Score, PSNR) of ``net`` on ``pairs``, on the written-back uint16 mosaics."""
+    from bench.evaluation import score_output
     from bench.inference import network_input, run_tiled
-    from bench.metrics import score_mosaic
     from bench.rawio import denormalize, unpack
 
     net.eval()
     scores, psnrs = [], []
     for noisy, clean, profile in pairs:
         out = run_tiled(net, network_input(noisy, profile if net.noise_map else None), tile=0, device=device)
-        result = unpack(denormalize(np.clip(out.transpose(1, 2, 0), 0, 1), COMPETITION_BLACK_LEVEL,
-                                    COMPETITION_WHITE_LEVEL))
         truth = unpack(denormalize(clean, COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL))
-        s = score_mosaic(truth, result, data_range=COMPETITION_WHITE_LEVEL)
+        s, _ = score_output(np.clip(out.transpose(1, 2, 0), 0, 1), truth, COMPETITION_BLACK_LEVEL,
+                            COMPETITION_WHITE_LEVEL)
         scores.append(s.score)
         psnrs.append(s.psnr)
     net.train()

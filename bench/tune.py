@@ -19,11 +19,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bench.datasets import Dataset, load_item
-from bench.errors import BenchError
-from bench.metrics import score_mosaic
+from bench.datasets import Dataset
+from bench.errors import BenchError, first_line
 from bench.burst import BurstSpec
-from bench.runner import check_scorable, denoise_to_mosaic, make_noisy_raw
+from bench.evaluation import evaluate, load_inputs, make_noisy_raw, noise_for
+from bench.runner import check_scorable
 from methods.base import ParamSpec
 from methods.registry import create_method, get_method_class
 
@@ -70,14 +70,12 @@ def tune(name: str, dataset: Dataset, noise_mode: str = "estimate", grid: int = 
     check_scorable(dataset, noise_mode)
     dataset.check_files(burst_frames=burst.frames if burst else 1)
 
-    pairs = [load_item(dataset, item) for item in dataset.items]
-    inputs = [make_noisy_raw(pair, dataset, noise_mode, burst) for pair in pairs]
-    if get_method_class(name).kind != "burst":
-        inputs = [raw.reference_only() for raw in inputs]
+    loaded = [load_inputs(dataset, item, burst) for item in dataset.items]
+    inputs = [make_noisy_raw(one, dataset, noise_for(one, dataset, noise_mode), burst) for one in loaded]
     trials: list[dict] = []
     scored: dict[tuple, float] = {}
 
-    def evaluate(values: dict[str, Any]) -> float:
+    def mean_score_of(values: dict[str, Any]) -> float:
         key = tuple(sorted(values.items()))
         if key in scored:
             return scored[key]
@@ -85,15 +83,14 @@ def tune(name: str, dataset: Dataset, noise_mode: str = "estimate", grid: int = 
         scores, psnrs, seconds = [], [], 0.0
         started = time.perf_counter()
         try:
-            for pair, raw in zip(pairs, inputs):
-                mosaic, took = denoise_to_mosaic(method, raw, dataset)
-                result = score_mosaic(pair.gt.mosaic, mosaic, data_range=dataset.white_level)
-                scores.append(result.score)
-                psnrs.append(result.psnr)
-                seconds += took
+            for one, raw in zip(loaded, inputs):
+                evaluation = evaluate(method, raw, one.pair.gt.mosaic, dataset.black_level, dataset.white_level)
+                scores.append(evaluation.scores.score)
+                psnrs.append(evaluation.scores.psnr)
+                seconds += evaluation.seconds
             mean_score, error = float(np.mean(scores)), ""
         except Exception as exc:  # a setting that breaks the method just loses
-            mean_score, error = -math.inf, f"{type(exc).__name__}: {exc}".splitlines()[0]
+            mean_score, error = -math.inf, first_line(exc)
         scored[key] = mean_score
         trials.append({**values, "score": mean_score, "psnr": float(np.mean(psnrs)) if psnrs else math.nan,
                        "seconds": seconds, "error": error})
@@ -103,12 +100,12 @@ def tune(name: str, dataset: Dataset, noise_mode: str = "estimate", grid: int = 
         return mean_score
 
     current = create_method(name).param_values()
-    default_score = best_score = evaluate(current)
+    default_score = best_score = mean_score_of(current)
     for _ in range(rounds):
         for spec in specs:
             for value in candidate_values(spec, grid):
                 candidate = {**current, spec.name: value}
-                candidate_score = evaluate(candidate)
+                candidate_score = mean_score_of(candidate)
                 if candidate_score > best_score:
                     best_score, current = candidate_score, candidate
     return TuneResult(name, current, best_score, default_score, pd.DataFrame(trials))

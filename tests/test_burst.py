@@ -14,7 +14,8 @@ from bench.demosaic import demosaic, mosaic_rgb
 from bench.errors import BenchError
 from bench.noise import NoiseProfile, add_noise
 from bench.rawio import normalize, pack, write_dng_standalone
-from bench.runner import RunConfig, make_noisy_raw, run_benchmark
+from bench.evaluation import load_inputs, make_noisy_raw, noise_for
+from bench.runner import RunConfig, run_benchmark
 from methods.base import NoisyRaw
 from methods.registry import create_method, list_methods
 from tests.helpers import smooth_clean_mosaic, write_pair_folder
@@ -155,10 +156,11 @@ def test_real_burst_frames_are_loaded_in_order(tmp_path):
     _add_real_burst(root, frames=3)
     dataset = open_dataset(root)
     assert [p.name for p in dataset.items[0].burst_paths] == ["0_noise_1.dng", "0_noise_2.dng"]
-    pair = load_item(dataset, dataset.items[0])
-    raw = make_noisy_raw(pair, dataset, "oracle", BurstSpec(3))
+    loaded = load_inputs(dataset, dataset.items[0], BurstSpec(3))
+    raw = make_noisy_raw(loaded, dataset, noise_for(loaded, dataset, "oracle"), BurstSpec(3))
     assert raw.frames.shape == (3, 32, 48, 4)
-    assert np.array_equal(raw.frames[0], pair.noisy.normalized_packed())
+    assert np.array_equal(raw.frames[0], loaded.pair.noisy.normalized_packed())
+    assert len(loaded.hashes) == 4  # noisy, ground truth and the two real frames, each hashed as read
     with pytest.raises(BenchError, match="--burst 4 needs 3 frames"):
         dataset.check_files(burst_frames=4)
 

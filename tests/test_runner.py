@@ -237,7 +237,7 @@ def test_input_error_mid_run_is_recorded_and_the_rest_scored(monkeypatch, quiet,
 def test_estimated_noise_uses_the_datasets_own_levels(monkeypatch, quiet, pair_folder, tmp_path):
     """With overridden black/white levels, the estimator models truncation to that sensor's DN, not the
     competition's."""
-    import bench.runner as runner_module
+    import bench.evaluation as runner_module
 
     steps = []
     real_estimate = runner_module.estimate_noise
