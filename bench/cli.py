@@ -14,14 +14,16 @@ import inspect
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 import warnings
 from pathlib import Path
 
 from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
-from bench.errors import BenchError, first_line
+from bench.errors import BenchError, RunInterrupted, first_line
 
 EXIT_NOTHING_SUCCEEDED = 1
 EXIT_BAD_INPUT = 2
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_BAD_INPUT
+    _terminate_like_ctrl_c()
     try:
         check_path_names(args)
         status = args.handler(args)
@@ -54,9 +57,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except Exception as exc:  # the safety net (an interruption is no Exception: it goes on to the next branch)
         return _internal_error(exc, args.debug)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see _terminate_like_ctrl_c)
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
+
+
+def _terminate_like_ctrl_c() -> None:
+    """SIGTERM (``kill``, a batch scheduler's time limit) stops every command the way Ctrl-C does: cleanup
+    runs, a run writes its tables, and the exit status is 143 (128 + 15) instead of 130."""
+    def handler(signum: int, frame) -> None:
+        raise RunInterrupted(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -195,6 +209,9 @@ def _open_dataset(args: argparse.Namespace):
     if args.data is not None:
         dataset = open_dataset(args.data, black_level=args.black_level, white_level=args.white_level)
     else:
+        if (args.black_level, args.white_level) != (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL):
+            raise BenchError(f"--black-level/--white-level: the embedded set is made with the competition's "
+                             f"{COMPETITION_BLACK_LEVEL}/{COMPETITION_WHITE_LEVEL}; other levels go with --data")
         dataset = embedded_dataset(log=lambda message: print(message, file=sys.stderr))
     return dataset.limited(args.limit)
 
@@ -228,11 +245,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if cls.kind == "burst":
             print("    uses every frame of a burst (bench run --burst N); without --burst it runs on a one-frame burst")
         for spec in cls.params():
-            bounds = ""
-            if spec.choices is not None:
-                bounds = f"  one of {list(spec.choices)}"
-            elif spec.low is not None or spec.high is not None:
-                bounds = f"  tuning range [{spec.low}, {spec.high}]"
+            bounds = f"  {spec.bounds_text()}" if spec.bounds_text() else ""
             print(f"    --  {spec.name}: {spec.type.__name__} = {spec.default!r}{bounds}  {spec.doc}")
     return 0
 
@@ -270,7 +283,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.report:
         _report_after_run(result.run_dir, result.interrupted)
     if result.interrupted:
-        return EXIT_INTERRUPTED
+        return 128 + (result.signal or signal.SIGINT)
     return 0 if result.succeeded else EXIT_NOTHING_SUCCEEDED
 
 
@@ -406,7 +419,11 @@ def _cmd_noise(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from bench import provenance
     from bench.export import Choice, best_in_run, export_submission, write_script_only
+    from bench.rawio import level_range_problem
 
+    problem = level_range_problem(args.black_level, args.white_level)
+    if problem:
+        raise BenchError(f"--black-level/--white-level: {problem}")
     if args.script:
         ensure_writable_file(args.script, "--script")
     else:

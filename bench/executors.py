@@ -2,24 +2,33 @@
 
 Every executor has the same two methods: ``run(function, tasks)`` yields ``(task, result)`` pairs in the
 order the tasks finish, and ``close()`` stops whatever is still running (also after Ctrl-C). ``function``
-must be a module-level function and ``tasks`` picklable, so that the same task list runs anywhere. When a
-task could not run at all (its worker process died, a cluster lost it), its result is the exception
-instead, so the caller can record the failure and go on.
+must be a module-level function and ``tasks`` picklable, so that the same task list runs anywhere; local
+executors take the tasks from the iterable one at a time, as workers become free. When a task could not run
+at all (its worker process died, a cluster lost it), its result is the exception instead, so the caller can
+record the failure and go on.
 
 Local worker processes are started with ``spawn`` (never inheriting the parent's threads or locks), and each
 gets an equal share of the cores: ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` and
-``RAW_BENCH_CORES`` are set for it before it starts, and its initialiser sets torch's and OpenCV's thread
-counts, so N workers never run N times all cores' worth of threads.
+``RAW_BENCH_CORES`` are set for it before it starts, and it sets torch's and OpenCV's thread counts, so N
+workers never run N times all cores' worth of threads. Each worker runs one task at a time, so when one
+dies (the out-of-memory killer, a crash in a C extension) exactly one task is lost and a new worker takes
+its place; workers ignore Ctrl-C (the parent stops them) and end with the parent, also after ``kill -9``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Callable, Iterator
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Callable, Iterable, Iterator
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAW_BENCH_CORES")
 EXECUTORS = ("local", "dask")
@@ -40,7 +49,7 @@ class InProcessExecutor:
 
     workers = 1
 
-    def run(self, function: Callable, tasks: list) -> Iterator[tuple[object, object]]:
+    def run(self, function: Callable, tasks: Iterable) -> Iterator[tuple[object, object]]:
         for task in tasks:
             yield task, function(task)
 
@@ -49,7 +58,7 @@ class InProcessExecutor:
 
 
 def _limit_threads(threads: int) -> None:
-    """Worker initialiser: thread counts of the libraries that read no environment variable."""
+    """Thread counts of the libraries that read no environment variable (in a worker, at its start)."""
     try:
         import cv2
 
@@ -64,36 +73,176 @@ def _limit_threads(threads: int) -> None:
         pass
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (child) process end when ``parent_pid`` does, also after ``kill -9`` of the parent: on
+    Linux the kernel sends SIGKILL (prctl PR_SET_PDEATHSIG); everywhere a daemon thread checks once a second
+    that the parent is still there. Call it first thing in a child process."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _worker_main(connection, threads: int, parent_pid: int) -> None:
+    """A local worker: run ``(function, task)`` messages until ``None`` or the pipe closes. Ctrl-C in the
+    terminal is the parent's to handle (it stops the workers), so the worker ignores SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
+    _limit_threads(threads)
+    while True:
+        try:
+            message = connection.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        function, task = message
+        try:
+            result = function(task)
+        except Exception as exc:  # sent back as the task's result, like a lost task
+            result = RuntimeError(first_line(exc))
+        connection.send(result)
+
+
+class WorkerDied(RuntimeError):
+    """The worker process running a task ended before sending its result (killed, crashed)."""
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = ", e.g. by the out-of-memory killer" if -exitcode == signal.SIGKILL else ""
+        return f"worker process was killed by {name}{hint}"
+    return f"worker process exited with status {exitcode}"
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    connection: Connection
+    task: object = None
+    busy: bool = False
+
+
 class LocalProcessExecutor:
-    """A pool of ``workers`` spawned processes, each limited to ``cores // workers`` threads."""
+    """``workers`` spawned processes, each limited to ``cores // workers`` threads and given one task at a
+    time. A worker that dies costs only the task it was running: that task's result is a ``WorkerDied``,
+    a new worker takes its place, and every other task goes on. Workers end with the parent process, also
+    when it is killed (``die_with_parent``)."""
 
     def __init__(self, workers: int):
         self.workers = workers
         self.threads = max(1, available_cores() // workers)
+        self._context = multiprocessing.get_context("spawn")
+        self._pool: list[_Worker] = []
+        try:
+            for _ in range(workers):
+                self._pool.append(self._start_worker())
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_worker(self) -> _Worker:
+        """A new worker process; it copies the thread variables set here while it starts."""
         saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
         os.environ.update({name: str(self.threads) for name in _THREAD_VARIABLES})
-        try:  # children copy the environment when they start, which the pool does lazily: start them now
-            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_limit_threads, initargs=(self.threads,))
-            for future in [self._pool.submit(os.getpid) for _ in range(workers)]:
-                future.result()
+        try:
+            ours, theirs = self._context.Pipe()
+            process = self._context.Process(target=_worker_main, args=(theirs, self.threads, os.getpid()),
+                                            name="raw-bench-worker", daemon=True)
+            process.start()
+            theirs.close()
         finally:
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+        return _Worker(process, ours)
 
-    def run(self, function: Callable, tasks: list) -> Iterator[tuple[object, object]]:
-        pending: dict[Future, object] = {self._pool.submit(function, task): task for task in tasks}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                error = future.exception()
-                yield pending.pop(future), (future.result() if error is None else error)
+    def run(self, function: Callable, tasks: Iterable) -> Iterator[tuple[object, object]]:
+        """Yield ``(task, result)`` as tasks finish; ``tasks`` is consumed one task at a time, as workers
+        become free."""
+        remaining = iter(tasks)
+        exhausted = False
+        while True:
+            for index, worker in enumerate(self._pool):
+                if worker.busy or exhausted:
+                    continue
+                task = next(remaining, _END)
+                if task is _END:
+                    exhausted = True
+                    break
+                try:
+                    worker.connection.send((function, task))
+                except (BrokenPipeError, OSError):  # it died while idle: start another, give it the task
+                    self._stop(worker)
+                    worker = self._pool[index] = self._start_worker()
+                    worker.connection.send((function, task))
+                worker.task, worker.busy = task, True
+            busy = [worker for worker in self._pool if worker.busy]
+            if not busy:
+                return
+            ready = set(wait([w.connection for w in busy] + [w.process.sentinel for w in busy]))
+            for index, worker in enumerate(self._pool):
+                if not worker.busy or (worker.connection not in ready and worker.process.sentinel not in ready):
+                    continue
+                task, worker.task, worker.busy = worker.task, None, False
+                result = None
+                if worker.connection.poll():
+                    try:
+                        result = worker.connection.recv()
+                    except (EOFError, OSError):
+                        result = None
+                if result is None:
+                    worker.process.join(timeout=5)
+                    result = WorkerDied(_death_reason(worker.process.exitcode))
+                    self._stop(worker)
+                    self._pool[index] = self._start_worker()
+                yield task, result
+
+    @staticmethod
+    def _stop(worker: _Worker) -> None:
+        """End one worker now (SIGTERM, then SIGKILL) and release its pipe."""
+        if worker.process.is_alive():
+            worker.process.terminate()
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+        worker.connection.close()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop every worker: idle ones are asked to exit, busy ones (after an interrupt) are terminated,
+        so closing never waits for a long task."""
+        for worker in self._pool:
+            if not worker.busy and worker.process.is_alive():
+                try:
+                    worker.connection.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+        deadline = time.monotonic() + 5
+        for worker in self._pool:
+            if not worker.busy:
+                worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            self._stop(worker)
+        self._pool = []
+
+
+_END = object()
 
 
 class DaskExecutor:
@@ -107,13 +256,14 @@ class DaskExecutor:
             raise BenchError("--executor dask needs the distributed package (pip install distributed)") from None
         try:
             self._client = Client(address, timeout="20s")
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, ValueError) as exc:  # unreachable, or a malformed address
             raise BenchError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc})") from None
         self.workers = len(self._client.scheduler_info().get("workers", {}))
 
-    def run(self, function: Callable, tasks: list) -> Iterator[tuple[object, object]]:
+    def run(self, function: Callable, tasks: Iterable) -> Iterator[tuple[object, object]]:
         from distributed import as_completed
 
+        tasks = list(tasks)
         # pure=False: a task's result is never shared with an equal-looking one (each is keyed by the run)
         futures = {self._client.submit(function, task, pure=False): task for task in tasks}
         self._futures = list(futures)
