@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from bench import codegen, pipeline, provenance
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, inspect_dng, read_dng
 from methods.base import Method, NoisyRaw
 from methods.registry import create_method
@@ -371,8 +371,7 @@ def export_submission(choice: Choice, data: Path, result_dir: Path, black_level:
         except BenchError:
             raise
         except Exception as exc:  # the method's fault: one line, and the half-written folder stays to look at
-            first_line = (str(exc).splitlines() or [""])[0]
-            raise BenchError(f"{path}: {method.name} failed on it ({type(exc).__name__}: {first_line}); "
+            raise BenchError(f"{path}: {method.name} failed on it ({first_line(exc)}); "
                              f"{result_dir} is incomplete and has no result.zip") from None
         log(f"[{position}/{len(inputs)}] {path.name} -> data/{out.name}  {seconds[-1]:.1f} s")
         files.append({"id": image_id, "input": path.name, "input_sha256": _sha256(path), "output": out.name,

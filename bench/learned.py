@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.errors import BenchError, first_line
 from bench.inference import network_input, pick_device, run_tiled
 from methods.base import Method, NoisyRaw, at_least, param
 
@@ -60,7 +60,7 @@ def load_checkpoint(path: Path) -> dict:
     except FileNotFoundError:
         raise BenchError(f"{path}: weights file not found") from None
     except Exception as exc:  # torch raises many kinds for a damaged or foreign file
-        raise BenchError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        raise BenchError(f"{path}: not a readable weights file ({first_line(exc)})") from None
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
         raise BenchError(f"{path}: not a raw-bench weights file (no format {CHECKPOINT_FORMAT!r})")
     return data
