@@ -28,13 +28,16 @@ unchanged, grouped by the file they come from); do not edit. Regenerate with
 from __future__ import annotations
 
 import argparse
+import ctypes
 import io
 import multiprocessing
 import numpy as np
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -643,6 +646,29 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make this (child) process end when ``parent_pid`` does, also after ``kill -9`` of the parent: on
+    Linux the kernel sends SIGKILL (prctl PR_SET_PDEATHSIG); everywhere a daemon thread checks once a second
+    that the parent is still there. Call it first thing in a child process."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
 # ---- from bench/pipeline.py
 
 
@@ -891,7 +917,8 @@ def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, s
             results = [bm3d_joint(crop, sigma, speed) for crop, sigma in zip(crops, sigmas)]
         else:
             spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=processes, mp_context=spawn) as pool:
+            with ProcessPoolExecutor(max_workers=processes, mp_context=spawn, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 results = list(pool.map(bm3d_joint, crops, sigmas, speeds))
         denoised = np.empty_like(channels)
         for tile, result in zip(tiles, results):

@@ -342,18 +342,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from bench.train import TrainConfig, log_to_stderr, train
+    from bench.train import TrainConfig, check_output_folder, log_to_stderr, train
 
     out = args.out or Path("checkpoints") / args.network
     ensure_writable_folder(out, "--out")
-    check_training_folder(out, resume=args.resume, overwrite=args.overwrite)
+    check_output_folder(out, resume=args.resume, overwrite=args.overwrite)  # before the data is read
     net_config = parse_network_config(args.config, args.network)
     config = TrainConfig(network=args.network, out=out,
                          steps=args.steps, clean_dirs=args.clean_dir, data=args.data, net_config=net_config,
                          batch=args.batch, patch=args.patch, lr=args.lr, loss=args.loss,
                          fourier_weight=args.fourier_weight, adjacent_weight=args.adjacent_weight,
                          val_every=args.val_every, device=args.device, threads=args.threads, seed=args.seed,
-                         resume=args.resume)
+                         resume=args.resume, overwrite=args.overwrite)
     best = train(config, log=log_to_stderr)
     print(f"best weights: {best}  (use: python -m bench run --methods {args.network} "
           f"--params FILE with {{\"{args.network}\": {{\"weights\": \"{best}\"}}}})")
@@ -646,21 +646,6 @@ def parse_network_config(text: str, network: str) -> dict:
     except (ValueError, TypeError, RuntimeError) as exc:
         raise BenchError(f"--config: {network} cannot be built with {text} ({first_line(exc)})") from None
     return config
-
-
-#: The files ``bench train`` writes into its output folder that a fresh run would replace.
-TRAINING_CHECKPOINTS = ("best.pth", "last.pt")
-
-
-def check_training_folder(out: Path, resume: bool, overwrite: bool) -> None:
-    """BenchError when a fresh training run (neither ``--resume`` nor ``--overwrite``) would replace the
-    checkpoints in ``out``, or when both options are given."""
-    if resume and overwrite:
-        raise BenchError("--resume and --overwrite exclude each other: --resume continues from <out>/last.pt")
-    found = [name for name in TRAINING_CHECKPOINTS if (out / name).exists()]
-    if found and not resume and not overwrite:
-        raise BenchError(f"{out}: already holds {' and '.join(found)}; add --resume to continue that training "
-                         "or --overwrite to replace it")
 
 
 # -------------------------------------------------------------------------------- failures nobody expected

@@ -69,7 +69,24 @@ class TrainConfig:
     threads: int = 0
     seed: int = 0
     resume: bool = False
+    #: Replace the checkpoints already in ``out`` (without it and without ``resume``, they are refused).
+    overwrite: bool = False
     log_every: int = 25
+
+
+#: The files a training run writes to its output folder.
+CHECKPOINT_FILES = ("best.pth", "last.pt")
+
+
+def check_output_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """BenchError when a fresh training run (neither ``resume`` nor ``overwrite``) would replace the
+    checkpoints in ``out``, or when both options are given."""
+    if resume and overwrite:
+        raise BenchError("--resume and --overwrite exclude each other: --resume continues from <out>/last.pt")
+    found = [name for name in CHECKPOINT_FILES if (out / name).exists()]
+    if found and not resume and not overwrite:
+        raise BenchError(f"{out}: already holds {' and '.join(found)}; add --resume to continue that training "
+                         "or --overwrite to replace it")
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -288,6 +305,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
 
     if config.network not in DEFAULT_CONFIGS:
         raise BenchError(f"unknown network {config.network!r}: choose from {sorted(DEFAULT_CONFIGS)}")
+    check_output_folder(Path(config.out), config.resume, config.overwrite)
     if not config.clean_dirs and config.data is None:
         raise BenchError("give training data: --clean-dir DIR (clean sRGB images) and/or --data DIR (pairs)")
     if config.steps < 1 or config.batch < 1 or config.patch < 16 or config.patch % 8:

@@ -21,12 +21,13 @@ method on a multi-tile image with more than one worker therefore needs the usual
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
-from bench.executors import available_cores
+from bench.executors import available_cores, die_with_parent
 from bench.noise import NoiseProfile
 from bench.vst import denoise_stabilised
 from methods.base import Method, NoisyRaw, above, at_least, param
@@ -107,7 +108,8 @@ def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, s
             results = [bm3d_joint(crop, sigma, speed) for crop, sigma in zip(crops, sigmas)]
         else:
             spawn = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=processes, mp_context=spawn) as pool:
+            with ProcessPoolExecutor(max_workers=processes, mp_context=spawn, initializer=die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
                 results = list(pool.map(bm3d_joint, crops, sigmas, speeds))
         denoised = np.empty_like(channels)
         for tile, result in zip(tiles, results):

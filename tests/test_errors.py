@@ -252,3 +252,13 @@ def test_train_overwrite_replaces_checkpoints(capsys, pair_folder, tmp_path):
 def test_train_overwrite_and_resume_exclude_each_other(capsys, pair_folder, tmp_path):
     only_error_line(capsys, ["train", "dncnn", "--data", str(pair_folder), *QUICK_TRAIN, "--out", str(tmp_path),
                              "--resume", "--overwrite"], "--overwrite", "--resume")
+
+
+def test_train_itself_refuses_a_folder_with_checkpoints(tmp_path):
+    """Library callers of bench.train.train are protected too, not only the command line."""
+    from bench.train import TrainConfig, train
+
+    (tmp_path / "last.pt").write_bytes(b"an earlier run")
+    with pytest.raises(BenchError, match="already holds last.pt; add --resume .* or --overwrite"):
+        train(TrainConfig("dncnn", tmp_path, steps=1, clean_dirs=[tmp_path]))
+    assert (tmp_path / "last.pt").read_bytes() == b"an earlier run"
