@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
 from bench.errors import BenchError, RunInterrupted, first_line
+from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
 EXIT_NOTHING_SUCCEEDED = 1
 EXIT_BAD_INPUT = 2

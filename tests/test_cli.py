@@ -53,6 +53,15 @@ def test_run_on_pairs_prints_table_and_writes_run_folder(pair_folder, tmp_path):
                                       + str(tmp_path / "out") + " --limit 2 --save-outputs")
 
 
+def test_run_on_the_embedded_set_without_data(tmp_path):
+    """The README's command takes no --data: the embedded set, at the competition's levels."""
+    result = bench("run", "--methods", "noisy", "--limit", "1", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "| noisy |" in result.stdout
+    assert_one_line_error(bench("run", "--methods", "noisy", "--limit", "1", "--white-level", "4095"),
+                          "--black-level/--white-level", "other levels go with --data")
+
+
 def test_unknown_method(tmp_path):
     assert_one_line_error(bench("run", "--methods", "bm4d_magic", "--out", str(tmp_path)),
                           "unknown method 'bm4d_magic'", "Known methods: ", "noisy")
