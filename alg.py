@@ -47,14 +47,14 @@ from scipy.special import ndtr
 from typing import Callable
 
 
-# ---- from bench/errors.py
+# ---- from bench/core/errors.py
 
 
 class BenchError(Exception):
     """A problem with the user's input or set-up, stated in one line that names the file or thing at fault."""
 
 
-# ---- from bench/noise_estimation.py
+# ---- from bench/core/noise_estimation.py
 
 
 #: Side of the square tiles, in packed pixels.
@@ -347,7 +347,30 @@ def estimate_profile(packed: np.ndarray, *, block: int = DEFAULT_BLOCK, step: fl
     return a, b
 
 
-# ---- from bench/rawio.py
+# ---- from bench/core/profile.py
+
+
+#: The organisers' ranges of a and b.
+A_RANGE = (1e-4, 1e-2)
+
+
+B_RANGE = (1e-6, 1e-3)
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    """Noise variance ``a * x + b`` of a normalised packed image; ``source`` is "oracle" or "estimate"."""
+
+    a: float
+    b: float
+    source: str = "oracle"
+
+    def std(self, x: np.ndarray) -> np.ndarray:
+        """Per-pixel noise standard deviation at clean level ``x`` (same shape as ``x``, float)."""
+        return np.sqrt(np.maximum(self.a * np.asarray(x) + self.b, 0.0))
+
+
+# ---- from bench/core/rawio.py
 
 
 COMPETITION_BLACK_LEVEL = 1024
@@ -587,26 +610,7 @@ def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: 
         tmp.unlink(missing_ok=True)
 
 
-# ---- from bench/noise.py
-
-
-A_RANGE = (1e-4, 1e-2)
-
-
-B_RANGE = (1e-6, 1e-3)
-
-
-@dataclass(frozen=True)
-class NoiseProfile:
-    """Noise variance ``a * x + b`` of a normalised packed image; ``source`` is "oracle" or "estimate"."""
-
-    a: float
-    b: float
-    source: str = "oracle"
-
-    def std(self, x: np.ndarray) -> np.ndarray:
-        """Per-pixel noise standard deviation at clean level ``x`` (same shape as ``x``, float)."""
-        return np.sqrt(np.maximum(self.a * np.asarray(x) + self.b, 0.0))
+# ---- from bench/core/noise.py
 
 
 def estimate_noise(packed: np.ndarray, *, block: int = DEFAULT_BLOCK,
@@ -618,22 +622,13 @@ def estimate_noise(packed: np.ndarray, *, block: int = DEFAULT_BLOCK,
     values are whole DN; the default is the competition's 1/15359).
     Returns ``NoiseProfile(a, b, source="estimate")`` with ``a`` in ``A_RANGE`` and ``b`` in ``B_RANGE``.
     Deterministic. The method (flat-tile selection, clipping-aware likelihood, score-optimal choice) is
-    described in ``bench.noise_estimation``.
+    described in ``bench.core.noise_estimation``.
     """
     a, b = estimate_profile(packed, block=block, step=step, a_range=A_RANGE, b_range=B_RANGE)
     return NoiseProfile(a=a, b=b, source="estimate")
 
 
-# ---- from bench/datasets.py
-
-
-NOISY_FILE_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
-
-
-TEST_FILE_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
-
-
-# ---- from bench/executors.py
+# ---- from bench/core/processes.py
 
 
 def available_cores() -> int:
@@ -669,6 +664,15 @@ def die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
+# ---- from bench/datasets.py
+
+
+NOISY_FILE_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
+
+
+TEST_FILE_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
+
+
 # ---- from bench/pipeline.py
 
 
@@ -695,7 +699,7 @@ def check_output(out, expected_shape: tuple[int, ...]) -> np.ndarray:
 
 def packed_to_mosaic(out, expected_shape: tuple[int, ...], black_level: int, white_level: int) -> np.ndarray:
     """A method's ``(h, w, 4)`` output -> the ``(2h, 2w)`` uint16 mosaic written back: checked, clipped to
-    [0, 1], scaled to [black, white] and truncated (``bench.rawio.denormalize``)."""
+    [0, 1], scaled to [black, white] and truncated (``bench.core.rawio.denormalize``)."""
     return unpack(denormalize(check_output(out, expected_shape), black_level, white_level))
 
 
@@ -765,7 +769,7 @@ def script_main(argv: list[str], denoise, black_level: int, white_level: int, de
     return 0
 
 
-# ---- from bench/vst.py
+# ---- from methods/toolkit/vst.py
 
 
 # Below this gain (in normalised units; the competition's a >= 1e-4) the signal-dependent part is ignored.

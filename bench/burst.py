@@ -28,9 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.demosaic import demosaic, mosaic_rgb
-from bench.noise import NoiseProfile, add_noise
-from bench.rawio import denormalize, normalize, pack
+from bench.core.demosaic import demosaic, mosaic_rgb
+from bench.core.noise import add_noise
+from bench.core.profile import NoiseProfile
+from bench.core.rawio import denormalize, normalize, pack
 
 DEFAULT_SEED = 8
 DEFAULT_MAX_SHIFT = 2.0

@@ -23,8 +23,8 @@ import warnings
 from pathlib import Path
 
 from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
-from bench.errors import BenchError, RunInterrupted, first_line
-from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
+from bench.core.errors import BenchError, RunInterrupted, first_line
+from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
 EXIT_NOTHING_SUCCEEDED = 1
 EXIT_BAD_INPUT = 2
@@ -387,7 +387,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
 
 def _cmd_noise(args: argparse.Namespace) -> int:
     from bench.datasets import write_noise_profiles
-    from bench.noise import NoiseProfile
+    from bench.core.profile import NoiseProfile
     from bench.noise_report import estimate_dataset, final_round_score
 
     if args.csv:
@@ -420,7 +420,7 @@ def _cmd_noise(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from bench import provenance
     from bench.export import Choice, best_in_run, export_submission, write_script_only
-    from bench.rawio import level_range_problem
+    from bench.core.rawio import level_range_problem
 
     problem = level_range_problem(args.black_level, args.white_level)
     if problem:
@@ -624,7 +624,7 @@ SETTING_TYPES = {
 def parse_network_config(text: str, network: str) -> dict:
     """``bench train --config``: a JSON object of settings of ``network``'s constructor; BenchError naming the
     key that it does not take or that has the wrong type, or the problem building the network."""
-    from bench.learned import build_network, network_class
+    from methods.toolkit.learned import build_network, network_class
     from bench.train import DEFAULT_CONFIGS
 
     try:

@@ -31,9 +31,9 @@ from typing import Callable
 
 import numpy as np
 
-from bench.errors import BenchError
-from bench.noise import NoiseProfile
-from bench.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, DngLayout, RawImage, inspect_dng,
+from bench.core.errors import BenchError
+from bench.core.profile import NoiseProfile
+from bench.core.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, DngLayout, RawImage, inspect_dng,
                          level_range_problem, read_dng)
 
 GT_DIR = "ground truth"
@@ -107,7 +107,7 @@ class Dataset:
     def check_files(self, burst_frames: int = 1) -> list[str]:
         """Cheap pre-flight check, so that bad input stops a run with one line before any work is done.
 
-        * every file's structure: exists, is a DNG, not truncated (``bench.rawio.inspect_dng``);
+        * every file's structure: exists, is a DNG, not truncated (``bench.core.rawio.inspect_dng``);
         * every mosaic's size, from the file's header: even sides (2x2 CFA cells) of at least
           ``MIN_MOSAIC_SIDE`` sensor pixels; noisy and ground truth of one size;
         * pixel levels of the first image only: its noisy frame and ground truth are decoded in full and

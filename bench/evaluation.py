@@ -23,11 +23,12 @@ import numpy as np
 from bench.burst import BurstSpec, packed_frames, synthesize_burst
 from bench.cache import InvalidEntry, make_key, require_number
 from bench.datasets import Dataset, DatasetItem, LoadedPair, load_burst_frames, load_item
-from bench.errors import BenchError
-from bench.metrics import ImageScores, score_mosaic
-from bench.noise import NoiseProfile, estimate_noise
+from bench.core.errors import BenchError
+from bench.core.metrics import ImageScores, score_mosaic
+from bench.core.noise import estimate_noise
+from bench.core.profile import NoiseProfile
 from bench.pipeline import packed_to_mosaic
-from bench.rawio import RawImage
+from bench.core.rawio import RawImage
 from methods.base import Method, NoisyRaw
 
 NOISE_MODES = ("estimate", "oracle")

@@ -17,31 +17,19 @@ its place; workers ignore Ctrl-C (the parent stops them) and end with the parent
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterable, Iterator
 
-from bench.errors import BenchError, first_line
+from bench.core.errors import BenchError, first_line
+from bench.core.processes import available_cores, die_with_parent
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAW_BENCH_CORES")
 EXECUTORS = ("local", "dask")
-
-
-def available_cores() -> int:
-    """Cores this process may use: ``RAW_BENCH_CORES`` when a parent set it, else the CPU affinity."""
-    if os.environ.get("RAW_BENCH_CORES", "").isdigit():
-        return max(1, int(os.environ["RAW_BENCH_CORES"]))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class InProcessExecutor:
@@ -71,29 +59,6 @@ def _limit_threads(threads: int) -> None:
         torch.set_num_threads(threads)
     except ImportError:
         pass
-
-
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Make this (child) process end when ``parent_pid`` does, also after ``kill -9`` of the parent: on
-    Linux the kernel sends SIGKILL (prctl PR_SET_PDEATHSIG); everywhere a daemon thread checks once a second
-    that the parent is still there. Call it first thing in a child process."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # the parent died before the line above took effect
-        os._exit(1)
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
 
 
 def _worker_main(connection, threads: int, parent_pid: int) -> None:

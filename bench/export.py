@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 
 from bench import codegen, pipeline, provenance
-from bench.errors import BenchError, first_line
-from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, inspect_dng, read_dng
+from bench.core.errors import BenchError, first_line
+from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, inspect_dng, read_dng
 from methods.base import Method, NoisyRaw
 from methods.registry import create_method
 
@@ -138,7 +138,7 @@ def script_source(method: Method, choice: Choice, black_level: int = COMPETITION
         entries.insert(0, function)
         tail = _classical_tail(function.__name__, params)
     else:
-        from bench.learned import load_model_file, network_class, network_denoise
+        from methods.toolkit.learned import load_model_file, network_class, network_denoise
 
         net_cls = network_class(method.network)
         entries = [net_cls, load_model_file, network_denoise] + entries
@@ -307,7 +307,7 @@ def write_model_file(method: Method, path: Path) -> int:
     its size in bytes."""
     import torch
 
-    from bench.learned import CHECKPOINT_FORMAT, load_checkpoint
+    from methods.toolkit.learned import CHECKPOINT_FORMAT, load_checkpoint
 
     net = method.loaded_network()
     card = load_checkpoint(method.weights_path()).get("card", {})

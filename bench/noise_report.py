@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from bench.datasets import Dataset
-from bench.noise import NoiseProfile, estimate_noise
-from bench.rawio import read_dng
+from bench.core.noise import estimate_noise
+from bench.core.profile import NoiseProfile
+from bench.core.rawio import read_dng
 
 
 def final_round_score(estimates: dict[str, NoiseProfile], truths: dict[str, NoiseProfile]) -> float:
@@ -42,7 +43,7 @@ def estimate_dataset(dataset: Dataset, log: Callable[[str], None]) -> pd.DataFra
 
     Returns a DataFrame with columns image (id, str), a, b (floats) and seconds (time spent estimating
     that image, file reading excluded). ``log`` gets one progress line per image. Only the noisy files are
-    read; one that cannot be read raises BenchError (from ``bench.rawio.read_dng``).
+    read; one that cannot be read raises BenchError (from ``bench.core.rawio.read_dng``).
     """
     rows = []
     total = len(dataset.items)

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import NOISY_FILE_NAME, TEST_FILE_NAME
-from bench.errors import BenchError
-from bench.noise import estimate_noise
-from bench.rawio import denormalize, read_dng, unpack, write_dng_splice
+from bench.core.errors import BenchError
+from bench.core.noise import estimate_noise
+from bench.core.rawio import denormalize, read_dng, unpack, write_dng_splice
 
 
 
@@ -50,7 +50,7 @@ def check_output(out, expected_shape: tuple[int, ...]) -> np.ndarray:
 
 def packed_to_mosaic(out, expected_shape: tuple[int, ...], black_level: int, white_level: int) -> np.ndarray:
     """A method's ``(h, w, 4)`` output -> the ``(2h, 2w)`` uint16 mosaic written back: checked, clipped to
-    [0, 1], scaled to [black, white] and truncated (``bench.rawio.denormalize``)."""
+    [0, 1], scaled to [black, white] and truncated (``bench.core.rawio.denormalize``)."""
     return unpack(denormalize(check_output(out, expected_shape), black_level, white_level))
 
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from bench import tables
-from bench.errors import BenchError, first_line
+from bench.core.errors import BenchError, first_line
 
 REPORT_FILE = "report.html"
 BOOTSTRAP_RESAMPLES = 2000
@@ -330,8 +330,8 @@ def render_window(mosaic: np.ndarray, cfa: str, window: tuple[int, int, int, int
     """The ``(top, left, height, width)`` window (even top/left) of an ``(H, W)`` uint16 mosaic ->
     ``(height, width, 3)`` uint8 sRGB: normalised, Malvar-demosaicked (with ``CROP_MARGIN`` pixels of real
     neighbours where the image has them), balanced, gamma-encoded."""
-    from bench.demosaic import demosaic
-    from bench.rawio import normalize
+    from bench.core.demosaic import demosaic
+    from bench.core.rawio import normalize
 
     top, left, height, width = window
     rows, cols = mosaic.shape
@@ -459,7 +459,7 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
     """The crop rows of the page; never raises for a dataset or method problem (they become notes and
     placeholders)."""
     from bench.evaluation import evaluate, load_inputs
-    from bench.rawio import normalize, pack, read_dng
+    from bench.core.rawio import normalize, pack, read_dng
 
     references = {m for m in methods if _method_kind(folder, m) == "reference"}
     chosen = choose_crop_images(folder.per_image, references)

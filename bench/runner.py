@@ -40,11 +40,11 @@ from bench import provenance, tables
 from bench.burst import BurstSpec
 from bench.cache import InvalidEntry, ResultCache, file_sha256, make_key, require_number
 from bench.datasets import Dataset, DatasetItem, fingerprint
-from bench.errors import BenchError, RunInterrupted, first_line
+from bench.core.errors import BenchError, RunInterrupted, first_line
 from bench.evaluation import (NOISE_MODES, check_profile, estimate_key, evaluate, input_paths, load_inputs,
                               make_noisy_raw, noise_for, valid_estimate_record)
-from bench.metrics import score as competition_score
-from bench.rawio import write_dng
+from bench.core.metrics import score as competition_score
+from bench.core.rawio import write_dng
 from methods.base import Method
 from methods.registry import create_method
 

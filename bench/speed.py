@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.noise import NoiseProfile, add_noise
+from bench.core.noise import add_noise
+
+from bench.core.profile import NoiseProfile
 
 COMPETITION_SIZE = (3472, 4624)
 SPEED_PROFILE = NoiseProfile(1e-3, 3e-5)
@@ -96,7 +98,7 @@ def measure_in_child(method: str, params: dict, frame_path: Path, reference: boo
     seconds (the fastest call), peak_gb."""
     code = (
         "import json, resource, sys, time, numpy as np\n"
-        "from bench.rawio import normalize, pack\n"
+        "from bench.core.rawio import normalize, pack\n"
         "from bench.speed import SPEED_PROFILE\n"
         "from methods.base import NoisyRaw\n"
         "from methods.registry import create_method\n"

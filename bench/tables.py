@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from bench.metrics import PSNR_CAP_DB, score
+from bench.core.metrics import PSNR_CAP_DB, score
 
 PER_IMAGE_COLUMNS = ["method", "image", "psnr", "ssim", "ssim_col", "score", "seconds", "megapixels",
                      "status", "error"]
@@ -24,7 +24,7 @@ def summarize(per_image: pd.DataFrame, method_order: list[str] | None = None) ->
 
     per_image: rows with ``PER_IMAGE_COLUMNS``. ``mp_per_second`` is total megapixels over total seconds.
     Methods with no successful image keep a row with empty metrics. A row whose PSNR is above
-    ``bench.metrics.PSNR_CAP_DB`` (infinite, from a table written before the cap) counts at the cap, with
+    ``bench.core.metrics.PSNR_CAP_DB`` (infinite, from a table written before the cap) counts at the cap, with
     its Score recomputed from the capped PSNR, so no mean is ever infinite.
     """
     rows = []

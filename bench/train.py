@@ -31,10 +31,11 @@ from typing import Callable
 import numpy as np
 
 from bench import provenance
-from bench.errors import BenchError
-from bench.learned import CHECKPOINT_FORMAT, build_network, load_checkpoint
-from bench.noise import A_RANGE, B_RANGE, NoiseProfile, add_noise
-from bench.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
+from bench.core.errors import BenchError
+from methods.toolkit.learned import CHECKPOINT_FORMAT, build_network, load_checkpoint
+from bench.core.noise import add_noise
+from bench.core.profile import A_RANGE, B_RANGE, NoiseProfile
+from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 #: Default network configurations: the CPU ones are what a 2-core machine can train in about an hour.
@@ -127,7 +128,7 @@ def synthetic_pair(srgb: np.ndarray, patch: int, rng: np.random.Generator, max_b
     from scipy.ndimage import gaussian_filter
 
     from bench.embedded import mosaic_bggr, unprocess
-    from bench.rawio import denormalize, normalize, pack
+    from bench.core.rawio import denormalize, normalize, pack
 
     margin = 4
     side = 2 * patch + 2 * margin
@@ -192,7 +193,7 @@ class PairSampler:
 
     def validation_pairs(self) -> list[tuple[np.ndarray, np.ndarray, NoiseProfile]]:
         """The held-out pairs' central crops (at most 256 x 256 packed), as ``(noisy, clean, profile)``."""
-        from bench.rawio import normalize, pack
+        from bench.core.rawio import normalize, pack
 
         pairs = []
         for noisy_mosaic, gt_mosaic, profile, dataset in self.held_out:
@@ -205,7 +206,7 @@ class PairSampler:
         return pairs
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, NoiseProfile]:
-        from bench.rawio import normalize, pack
+        from bench.core.rawio import normalize, pack
 
         noisy_mosaic, gt_mosaic, profile, dataset = self.items[int(rng.integers(len(self.items)))]
         side = 2 * self.patch + 2
@@ -281,8 +282,8 @@ def training_loss(output, target, config: TrainConfig):
 def validation_score(net, pairs, device: str) -> tuple[float, float]:
     """Mean competition (Score, PSNR) of ``net`` on ``pairs``, on the written-back uint16 mosaics."""
     from bench.evaluation import score_output
-    from bench.inference import network_input, run_tiled
-    from bench.rawio import denormalize, unpack
+    from methods.toolkit.inference import network_input, run_tiled
+    from bench.core.rawio import denormalize, unpack
 
     net.eval()
     scores, psnrs = [], []
@@ -301,7 +302,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
     """Run (or resume) training; returns the path of the best weights file."""
     import torch
 
-    from bench.inference import network_input, pick_device
+    from methods.toolkit.inference import network_input, pick_device
 
     if config.network not in DEFAULT_CONFIGS:
         raise BenchError(f"unknown network {config.network!r}: choose from {sorted(DEFAULT_CONFIGS)}")

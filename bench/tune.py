@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bench.datasets import Dataset
-from bench.errors import BenchError, first_line
+from bench.core.errors import BenchError, first_line
 from bench.burst import BurstSpec
 from bench.evaluation import evaluate, load_inputs, make_noisy_raw, noise_for
 from bench.runner import check_scorable

@@ -33,7 +33,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from bench.noise import NoiseProfile
+from bench.core.profile import NoiseProfile
 
 #: The kinds of method the registry knows. "burst" methods use every frame of ``NoisyRaw.frames``.
 METHOD_KINDS = ("reference", "classical", "burst", "learned")

@@ -1,6 +1,6 @@
 """Burst averaging: align every frame to frame 0, then a robust per-pixel mean.
 
-Alignment is :func:`bench.align.align_burst` (coarse-to-fine tiles on the Bayer-downsampled image,
+Alignment is :func:`methods.toolkit.align.align_burst` (coarse-to-fine tiles on the Bayer-downsampled image,
 sub-pixel refinement, dense cubic warp). A pixel of an aligned frame joins the mean only where the 3x3
 local mean of its difference to the reference is within ``rejection`` standard deviations of what noise
 alone would give (the noise profile at the reference's local mean), so misaligned edges and moving content
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
+from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
 from methods.base import Method, NoisyRaw, at_least, param
 from methods.registry import register_method
 

@@ -1,6 +1,6 @@
 """Burst merge in the frequency domain, in the spirit of HDR+ (Hasinoff et al. 2016), plus a spatial stage.
 
-1. Align every frame to frame 0 (:func:`bench.align.align_burst`).
+1. Align every frame to frame 0 (:func:`methods.toolkit.align.align_burst`).
 2. Cut every plane of every frame into ``TILE`` x ``TILE`` tiles overlapping by half. For tile T_0 of the
    reference and T_z of frame z, with D_z = F(T_0) - F(T_z) their Fourier difference, frame z contributes
    F(T_z) + A_z * D_z, where ``A_z = |G - F(T_z)|^2 / (|G - F(T_z)|^2 + c * E|noise|^2)``, the expected
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
-from bench.noise import NoiseProfile
+from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
+from bench.core.profile import NoiseProfile
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.bm3d import BM3D
 from methods.burst_mean import agreement_weights

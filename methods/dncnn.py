@@ -1,12 +1,12 @@
 """DnCNN (Zhang et al. 2017) on the packed Bayer planes with a noise-map input, shipped weights, tiled
 inference. The network itself is ``methods/networks/dncnn.py``; loading and inference are
-``bench.learned``; training is ``python -m bench train dncnn``."""
+``methods.toolkit.learned``; training is ``python -m bench train dncnn``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.learned import LearnedMethod
+from methods.toolkit.learned import LearnedMethod
 from methods.registry import register_method
 
 

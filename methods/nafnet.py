@@ -1,12 +1,12 @@
 """NAFNet (Chen et al. 2022) on the packed Bayer planes with a noise-map input, shipped weights, tiled
 inference. The network itself is ``methods/networks/nafnet.py``; loading and inference are
-``bench.learned``; training is ``python -m bench train nafnet``."""
+``methods.toolkit.learned``; training is ``python -m bench train nafnet``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.learned import LearnedMethod
+from methods.toolkit.learned import LearnedMethod
 from methods.registry import register_method
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.noise import NoiseProfile
-from bench.vst import denoise_stabilised
+from bench.core.profile import NoiseProfile
+from methods.toolkit.vst import denoise_stabilised
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.registry import register_method
 

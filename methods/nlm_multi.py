@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.vst import denoise_stabilised, forward
+from methods.toolkit.vst import denoise_stabilised, forward
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.nlm import UnitNoiseLevels, odd
 from methods.registry import register_method

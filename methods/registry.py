@@ -15,11 +15,11 @@ import math
 import pkgutil
 from typing import Any
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from methods.base import METHOD_KINDS, Method
 
 _REGISTRY: dict[str, type[Method]] = {}
-_NOT_METHOD_MODULES = {"base", "registry", "networks"}
+_NOT_METHOD_MODULES = {"base", "registry", "networks", "toolkit"}
 _discovered = False
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import GT_DIR, NOISY_DIR, write_noise_profiles
-from bench.noise import NoiseProfile, add_noise
-from bench.rawio import write_dng_standalone
+from bench.core.noise import add_noise
+from bench.core.profile import NoiseProfile
+from bench.core.rawio import write_dng_standalone
 
 
 def smooth_clean_mosaic(height: int, width: int, seed: int) -> np.ndarray:

@@ -7,13 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from bench.align import align_frame
+from methods.toolkit.align import align_frame
 from bench.burst import BurstSpec, frame_motion, packed_frames, synthesize_burst
-from bench.datasets import load_item, open_dataset
-from bench.demosaic import demosaic, mosaic_rgb
-from bench.errors import BenchError
-from bench.noise import NoiseProfile, add_noise
-from bench.rawio import normalize, pack, write_dng_standalone
+from bench.datasets import open_dataset
+from bench.core.demosaic import demosaic, mosaic_rgb
+from bench.core.errors import BenchError
+from bench.core.noise import add_noise
+from bench.core.profile import NoiseProfile
+from bench.core.rawio import normalize, pack, write_dng_standalone
 from bench.evaluation import load_inputs, make_noisy_raw, noise_for
 from bench.runner import RunConfig, run_benchmark
 from methods.base import NoisyRaw

@@ -9,8 +9,10 @@ import importlib.util
 import numpy as np
 import pytest
 
-from bench.noise import NoiseProfile, add_noise
-from bench.rawio import normalize, pack
+from bench.core.noise import add_noise
+
+from bench.core.profile import NoiseProfile
+from bench.core.rawio import normalize, pack
 from methods import bm3d as bm3d_module
 from methods import nlm as nlm_module
 from methods.base import NoisyRaw

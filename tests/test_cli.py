@@ -93,7 +93,7 @@ def test_unreadable_dng(pair_folder):
 
 
 def test_size_mismatch(pair_folder):
-    from bench.rawio import write_dng_standalone
+    from bench.core.rawio import write_dng_standalone
     from tests.helpers import smooth_clean_mosaic
 
     write_dng_standalone(smooth_clean_mosaic(32, 96, 0), pair_folder / "ground truth" / "0_gt.dng")
@@ -102,7 +102,7 @@ def test_size_mismatch(pair_folder):
 
 
 def test_test_folder_cannot_be_scored(tmp_path):
-    from bench.rawio import write_dng_standalone
+    from bench.core.rawio import write_dng_standalone
     from tests.helpers import smooth_clean_mosaic
 
     write_dng_standalone(smooth_clean_mosaic(32, 32, 0), tmp_path / "noisy0.dng")

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from bench.datasets import load_item, open_dataset
-from bench.errors import BenchError
-from bench.rawio import write_dng_standalone
+from bench.core.errors import BenchError
+from bench.core.rawio import write_dng_standalone
 from tests.helpers import smooth_clean_mosaic, write_pair_folder
 
 

@@ -18,7 +18,7 @@ from scipy.stats import norm
 
 from bench import embedded
 from bench.datasets import GT_DIR, NOISE_PROFILE_FILE, NOISY_DIR, load_item, open_dataset
-from bench.rawio import normalize, read_dng
+from bench.core.rawio import normalize, read_dng
 
 BLACK, WHITE = 1024, 16383
 SCALE = WHITE - BLACK
@@ -72,7 +72,7 @@ def test_embedded_has_at_least_12_pairs(_embedded_loaded):
 
 def test_clean_linear_image_is_what_the_ground_truth_was_mosaicked_from(_embedded_loaded):
     from bench.embedded import _clean_linear_of, mosaic_bggr
-    from bench.rawio import denormalize
+    from bench.core.rawio import denormalize
 
     _, pairs = _embedded_loaded
     for pair in (pairs[0], pairs[-1]):

@@ -256,7 +256,7 @@ def test_train_overwrite_and_resume_exclude_each_other(capsys, pair_folder, tmp_
 
 def test_train_itself_refuses_a_folder_with_checkpoints(tmp_path):
     """Library callers of bench.train.train are protected too, not only the command line."""
-    from bench.errors import BenchError
+    from bench.core.errors import BenchError
     from bench.train import TrainConfig, train
 
     (tmp_path / "last.pt").write_bytes(b"an earlier run")

@@ -17,11 +17,11 @@ import pytest
 
 from bench import codegen
 from bench.cli import main
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.export import (MAX_MODEL_BYTES, Choice, best_in_run, export_submission, script_source,
                           verify_submission, write_zip)
-from bench.noise import add_noise
-from bench.rawio import read_dng, write_dng_splice, write_dng_standalone
+from bench.core.noise import add_noise
+from bench.core.rawio import read_dng, write_dng_splice, write_dng_standalone
 from methods.registry import create_method
 from tests.helpers import smooth_clean_mosaic
 
@@ -104,7 +104,7 @@ def test_classical_round_trip_with_worker_processes(tmp_path, test_folder):
         assert 1024 <= out.mosaic.min() and out.mosaic.max() <= 16383
         assert not np.array_equal(out.mosaic, noisy.mosaic)
     # what the harness's method gives for image 0, written back the competition's way
-    from bench.noise import estimate_noise
+    from bench.core.noise import estimate_noise
     from bench.pipeline import packed_to_mosaic
     from methods.base import NoisyRaw
 
@@ -205,7 +205,7 @@ def test_exported_code_may_not_import_bench(tmp_path, classical_export):
     result = copy_submission(classical_export, tmp_path)
     script = result / "algorithm" / "models" / "alg.py"
     script.write_text(script.read_text().replace("from __future__ import annotations\n",
-                                                 "from __future__ import annotations\nimport bench.rawio\n", 1))
+                                                 "from __future__ import annotations\nimport bench.core.rawio\n", 1))
     rerecord_hashes(result)
     problems = verify_submission(result)
     assert len(problems) == 1 and "exported code imported bench" in problems[0], problems
@@ -383,7 +383,7 @@ def test_best_in_run_picks_the_highest_exportable_score(tmp_path):
 
 
 def test_codegen_refuses_imports_of_our_packages_inside_copied_code():
-    from bench.learned import build_network  # imports methods.networks inside its body
+    from methods.toolkit.learned import build_network  # imports methods.networks inside its body
 
     with pytest.raises(codegen.CodegenError, match="imports methods.networks.nafnet inside"):
         codegen.assemble([build_network])

@@ -8,10 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from bench.errors import BenchError  # noqa: E402
-from bench.inference import network_input, run_tiled, tile_starts  # noqa: E402
-from bench.learned import build_network, load_network  # noqa: E402
-from bench.noise import NoiseProfile  # noqa: E402
+from bench.core.errors import BenchError  # noqa: E402
+from methods.toolkit.inference import network_input, run_tiled, tile_starts  # noqa: E402
+from methods.toolkit.learned import build_network, load_network  # noqa: E402
+from bench.core.profile import NoiseProfile  # noqa: E402
 from bench.train import (TrainConfig, _save_weights, bayer_augment, synthetic_pair,  # noqa: E402
                          training_loss)
 from methods.base import NoisyRaw  # noqa: E402
@@ -185,9 +185,9 @@ def test_train_without_data_is_a_one_line_error():
 
 @pytest.mark.parametrize("network", ["nafnet", "dncnn"])
 def test_shipped_weights_tile_without_changing_the_score(network):
-    from bench.learned import LearnedMethod
-    from bench.noise import add_noise
-    from bench.rawio import normalize, pack
+    from methods.toolkit.learned import LearnedMethod
+    from bench.core.noise import add_noise
+    from bench.core.rawio import normalize, pack
     from tests.helpers import smooth_clean_mosaic
 
     path = LearnedMethod.shipped_weights().with_name(f"{network}.pth")

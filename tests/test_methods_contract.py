@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.noise import NoiseProfile, add_noise
-from bench.rawio import normalize, pack
+from bench.core.noise import add_noise
+
+from bench.core.profile import NoiseProfile
+from bench.core.rawio import normalize, pack
 from methods.base import NoisyRaw
 from methods.registry import create_method, get_method_class, list_methods
 from tests.helpers import smooth_clean_mosaic

@@ -1,4 +1,4 @@
-"""Tests for bench.metrics, cross-checked against direct scikit-image calls and the written-out formulas."""
+"""Tests for bench.core.metrics, cross-checked against direct scikit-image calls and the written-out formulas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from bench import metrics
+from bench.core import metrics
 
 WHITE = 16383
 

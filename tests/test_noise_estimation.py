@@ -1,7 +1,7 @@
-"""Blind noise-profile estimation (``bench.noise.estimate_noise``) and the final-round helpers
+"""Blind noise-profile estimation (``bench.core.noise.estimate_noise``) and the final-round helpers
 (``bench.noise_report``).
 
-Test images are built in memory with the organisers' generator (``bench.noise.add_noise``) from clean
+Test images are built in memory with the organisers' generator (``bench.core.noise.add_noise``) from clean
 images of known content; files are written only under pytest's temporary folders.
 
 Tolerances: on these 192x192x4 packed images the estimator's errors, measured over 20 noise seeds per
@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 
 from bench.datasets import NOISY_DIR, open_dataset
-from bench.errors import BenchError
-from bench.noise import A_RANGE, B_RANGE, NoiseProfile, add_noise, estimate_noise
+from bench.core.errors import BenchError
+from bench.core.noise import add_noise, estimate_noise
+from bench.core.profile import A_RANGE, B_RANGE, NoiseProfile
 from bench.noise_report import estimate_dataset, final_round_score
-from bench.rawio import denormalize, normalize, pack
+from bench.core.rawio import denormalize, normalize, pack
 from tests.helpers import smooth_clean_mosaic, write_pair_folder
 
 BLACK, WHITE = 1024, 16383

@@ -1,4 +1,4 @@
-"""Tests for the organisers' noise generator (bench.noise.add_noise) and NoiseProfile.
+"""Tests for the organisers' noise generator (bench.core.noise.add_noise) and NoiseProfile.
 
 Model, in the normalised domain on the packed image: ``noisy = x + N(0, sqrt(a*x + b))``, clipped to
 [0, 1] and truncated back to uint16. Truncation adds an error uniform on (-1, 0] DN: a mean bias of
@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.noise import NoiseProfile, add_noise
-from bench.rawio import normalize
+from bench.core.noise import add_noise
+
+from bench.core.profile import NoiseProfile
+from bench.core.rawio import normalize
 
 BLACK, WHITE = 1024, 16383
 SCALE = WHITE - BLACK  # 15359

@@ -1,4 +1,4 @@
-"""Tests for bench.rawio: packing, normalisation, DNG reading and the two DNG writers."""
+"""Tests for bench.core.rawio: packing, normalisation, DNG reading and the two DNG writers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from bench import rawio
-from bench.errors import BenchError
+from bench.core import rawio
+from bench.core.errors import BenchError
 
 BLACK = rawio.COMPETITION_BLACK_LEVEL
 WHITE = rawio.COMPETITION_WHITE_LEVEL

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from methods import registry
 from methods.base import Method, param
 from tests.helpers import register_for_test

@@ -220,7 +220,7 @@ def test_input_error_mid_run_is_recorded_and_the_rest_scored(monkeypatch, quiet,
 
     def flaky_read(path, *args, **kwargs):
         if path.name == "1_noise.dng":
-            from bench.errors import BenchError
+            from bench.core.errors import BenchError
 
             raise BenchError(f"{path}: rawpy could not decode it (LibRawDataError)")
         return real_read(path, *args, **kwargs)

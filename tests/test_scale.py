@@ -17,7 +17,7 @@ import pytest
 
 from bench.datasets import open_dataset
 from bench.executors import LocalProcessExecutor, WorkerDied, available_cores, make_executor
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.runner import RunConfig, run_benchmark
 from methods.base import Method
 from tests.helpers import box_blur3, register_for_test, write_pair_folder

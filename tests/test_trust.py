@@ -15,12 +15,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from bench.datasets import GT_DIR, NOISY_DIR, open_dataset
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.runner import RunConfig, run_benchmark
 from methods.base import Method
 from tests.helpers import box_blur3, register_for_test, write_pair_folder
@@ -139,16 +138,16 @@ def test_an_unwritable_cache_warns_once_and_the_run_finishes(monkeypatch, pair_f
 
 def test_fresh_recomputes_the_blind_noise_estimates(monkeypatch, pair_folder, tmp_path):
     """(Before: the worker's estimate cache ignored --fresh.)"""
-    import bench.noise
+    import bench.core.noise
 
     calls = []
-    real = bench.noise.estimate_profile
+    real = bench.core.noise.estimate_profile
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bench.noise, "estimate_profile", counting)
+    monkeypatch.setattr(bench.core.noise, "estimate_profile", counting)
     dataset = open_dataset(pair_folder)
     run_benchmark(RunConfig(["bilateral"], dataset, out_root=tmp_path / "a"), log=quiet)
     assert len(calls) == 3
@@ -159,11 +158,11 @@ def test_fresh_recomputes_the_blind_noise_estimates(monkeypatch, pair_folder, tm
 
 
 def test_one_estimate_per_image_however_many_methods(monkeypatch, pair_folder, tmp_path):
-    import bench.noise
+    import bench.core.noise
 
     calls = []
-    real = bench.noise.estimate_profile
-    monkeypatch.setattr(bench.noise, "estimate_profile", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = bench.core.noise.estimate_profile
+    monkeypatch.setattr(bench.core.noise, "estimate_profile", lambda *a, **k: calls.append(1) or real(*a, **k))
     run_benchmark(RunConfig(["bilateral", "nlm"], open_dataset(pair_folder), out_root=tmp_path), log=quiet)
     assert len(calls) == 3
 
@@ -171,9 +170,9 @@ def test_one_estimate_per_image_however_many_methods(monkeypatch, pair_folder, t
 def test_an_invalid_noise_profile_is_the_inputs_fault_not_the_methods(monkeypatch, pair_folder, tmp_path):
     """A NaN estimate is reported as an input error (before: as the method's failure); a NaN true profile
     is refused before any work."""
-    import bench.noise
+    import bench.core.noise
 
-    monkeypatch.setattr(bench.noise, "estimate_profile", lambda *a, **k: (math.nan, 1e-4))
+    monkeypatch.setattr(bench.core.noise, "estimate_profile", lambda *a, **k: (math.nan, 1e-4))
     result = run_benchmark(RunConfig(["bilateral"], open_dataset(pair_folder), out_root=tmp_path), log=quiet)
     errors = list(table(result.run_dir)["error"])
     assert len(errors) == 3 and all(e.startswith("input error:") and "noise profile a=nan" in e for e in errors)

@@ -9,7 +9,7 @@ import pytest
 
 from bench.cli import load_params_file
 from bench.datasets import open_dataset
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 from bench.runner import RunConfig, run_benchmark
 from bench.tune import candidate_values, tune, write_params
 from methods.base import Method, ParamSpec, param

@@ -10,12 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import datasets, metrics, rawio, tables
+from bench import datasets, tables
+from bench.core import metrics, rawio
 from bench.datasets import GT_DIR, NOISY_DIR, Dataset, load_item, open_dataset
-from bench.errors import BenchError
-from bench.rawio import write_dng_standalone
+from bench.core.errors import BenchError
+from bench.core.rawio import write_dng_standalone
 from methods.registry import create_method, get_method_class, list_methods
-from tests.helpers import smooth_clean_mosaic, write_pair_folder
+from tests.helpers import smooth_clean_mosaic
 
 NUMERIC = (int, float)
 

@@ -1,4 +1,4 @@
-"""The variance-stabilising transform (bench.vst): unit noise std, unbiased inverse, round trips, Gaussian path.
+"""The variance-stabilising transform (methods.toolkit.vst): unit noise std, unbiased inverse, round trips, Gaussian path.
 
 Levels are kept at least 4 noise std away from 0 and 1: the organisers' generator clips there, which the
 transform does not model.
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from numpy.polynomial.hermite_e import hermegauss
 
-from bench import vst
-from bench.noise import NoiseProfile
+from methods.toolkit import vst
+from bench.core.profile import NoiseProfile
 
 # Corners of the competition's range a in [1e-4, 1e-2], b in [1e-6, 1e-3], and a point in the middle.
 PROFILES = [NoiseProfile(1e-4, 1e-6), NoiseProfile(1e-4, 1e-3), NoiseProfile(1e-2, 1e-6),

@@ -17,13 +17,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.errors import BenchError, first_line
-from bench.inference import network_input, pick_device, run_tiled
+from bench.core.errors import BenchError, first_line
+from methods.toolkit.inference import network_input, pick_device, run_tiled
 from methods.base import Method, NoisyRaw, at_least, param
 
 CHECKPOINT_FORMAT = "raw-bench-checkpoint-1"
 #: Where shipped weights live: ``methods/weights/<network>.pth`` with a model card ``<network>.md``.
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "methods" / "weights"
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def network_class(network: str):

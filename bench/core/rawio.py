@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.errors import BenchError
+from bench.core.errors import BenchError
 
 COMPETITION_BLACK_LEVEL = 1024
 COMPETITION_WHITE_LEVEL = 16383

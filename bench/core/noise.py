@@ -1,36 +1,18 @@
 """Signal-dependent RAW noise: the organisers' generator and a blind estimator of its profile.
 
 Everything here works in the competition's normalised domain on packed images
-(``(h, w, 4)`` float values in [0, 1], see ``bench.rawio``), where the noise model is
+(``(h, w, 4)`` float values in [0, 1], see ``bench.core.rawio``), where the noise model is
 ``var(x) = a * x + b`` with ``a`` in [1e-4, 1e-2] and ``b`` in [1e-6, 1e-3].
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from bench.noise_estimation import DEFAULT_BLOCK, estimate_profile
-from bench.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, denormalize, normalize, pack,
-                         unpack)
-
-A_RANGE = (1e-4, 1e-2)
-B_RANGE = (1e-6, 1e-3)
-
-
-@dataclass(frozen=True)
-class NoiseProfile:
-    """Noise variance ``a * x + b`` of a normalised packed image; ``source`` is "oracle" or "estimate"."""
-
-    a: float
-    b: float
-    source: str = "oracle"
-
-    def std(self, x: np.ndarray) -> np.ndarray:
-        """Per-pixel noise standard deviation at clean level ``x`` (same shape as ``x``, float)."""
-        return np.sqrt(np.maximum(self.a * np.asarray(x) + self.b, 0.0))
-
+from bench.core.noise_estimation import DEFAULT_BLOCK, estimate_profile
+from bench.core.profile import A_RANGE, B_RANGE, NoiseProfile
+from bench.core.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, denormalize, normalize, pack,
+                              unpack)
 
 def add_noise(
     clean_mosaic: np.ndarray, a: float, b: float, rng: np.random.Generator, black_level: int, white_level: int
@@ -55,7 +37,7 @@ def estimate_noise(packed: np.ndarray, *, block: int = DEFAULT_BLOCK,
     values are whole DN; the default is the competition's 1/15359).
     Returns ``NoiseProfile(a, b, source="estimate")`` with ``a`` in ``A_RANGE`` and ``b`` in ``B_RANGE``.
     Deterministic. The method (flat-tile selection, clipping-aware likelihood, score-optimal choice) is
-    described in ``bench.noise_estimation``.
+    described in ``bench.core.noise_estimation``.
     """
     a, b = estimate_profile(packed, block=block, step=step, a_range=A_RANGE, b_range=B_RANGE)
     return NoiseProfile(a=a, b=b, source="estimate")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.demosaic import demosaic, mosaic_rgb
-from bench.rawio import pack, unpack
+from bench.core.demosaic import demosaic, mosaic_rgb
+from bench.core.rawio import pack, unpack
 
 #: Default tile side (pixels of each pyramid level) and search radius per level.
 DEFAULT_TILE = 16

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.noise import NoiseProfile
+from bench.core.profile import NoiseProfile
 
 
 def network_input(packed: np.ndarray, profile: NoiseProfile | None) -> np.ndarray:

@@ -1,14 +1,14 @@
 """Bayer mosaic <-> linear RGB, for moving a clean frame (synthetic bursts) or a noisy one (alignment).
 
 Mosaics are ``(H, W)`` float arrays; ``cfa`` names the colour of each 2x2 position in
-``bench.rawio.PLANE_OFFSETS`` order (e.g. "BGGR"); any Bayer arrangement works.
+``bench.core.rawio.PLANE_OFFSETS`` order (e.g. "BGGR"); any Bayer arrangement works.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench.rawio import PLANE_OFFSETS
+from bench.core.rawio import PLANE_OFFSETS
 
 #: Gradient-corrected linear demosaicking (Malvar, He & Cutler 2004): 5x5 kernels, in eighths, that
 #: interpolate a missing colour from its neighbours plus a correction from the measured colour's own
