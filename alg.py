@@ -347,29 +347,6 @@ def estimate_profile(packed: np.ndarray, *, block: int = DEFAULT_BLOCK, step: fl
     return a, b
 
 
-# ---- from bench/core/profile.py
-
-
-#: The organisers' ranges of a and b.
-A_RANGE = (1e-4, 1e-2)
-
-
-B_RANGE = (1e-6, 1e-3)
-
-
-@dataclass(frozen=True)
-class NoiseProfile:
-    """Noise variance ``a * x + b`` of a normalised packed image; ``source`` is "oracle" or "estimate"."""
-
-    a: float
-    b: float
-    source: str = "oracle"
-
-    def std(self, x: np.ndarray) -> np.ndarray:
-        """Per-pixel noise standard deviation at clean level ``x`` (same shape as ``x``, float)."""
-        return np.sqrt(np.maximum(self.a * np.asarray(x) + self.b, 0.0))
-
-
 # ---- from bench/core/rawio.py
 
 
@@ -608,6 +585,29 @@ def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: 
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# ---- from bench/core/noise_model.py
+
+
+#: The organisers' ranges of a and b.
+A_RANGE = (1e-4, 1e-2)
+
+
+B_RANGE = (1e-6, 1e-3)
+
+
+@dataclass(frozen=True)
+class NoiseProfile:
+    """Noise variance ``a * x + b`` of a normalised packed image; ``source`` is "oracle" or "estimate"."""
+
+    a: float
+    b: float
+    source: str = "oracle"
+
+    def std(self, x: np.ndarray) -> np.ndarray:
+        """Per-pixel noise standard deviation at clean level ``x`` (same shape as ``x``, float)."""
+        return np.sqrt(np.maximum(self.a * np.asarray(x) + self.b, 0.0))
 
 
 # ---- from bench/core/noise.py

@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.demosaic import demosaic, mosaic_rgb
-from bench.core.noise import add_noise
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile, add_noise
 from bench.core.rawio import denormalize, normalize, pack
 
 DEFAULT_SEED = 8

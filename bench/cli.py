@@ -387,7 +387,7 @@ def _cmd_speed(args: argparse.Namespace) -> int:
 
 def _cmd_noise(args: argparse.Namespace) -> int:
     from bench.datasets import write_noise_profiles
-    from bench.core.profile import NoiseProfile
+    from bench.core.noise_model import NoiseProfile
     from bench.noise_report import estimate_dataset, final_round_score
 
     if args.csv:

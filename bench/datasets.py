@@ -32,7 +32,7 @@ from typing import Callable
 import numpy as np
 
 from bench.core.errors import BenchError
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 from bench.core.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, DngLayout, RawImage, inspect_dng,
                          level_range_problem, read_dng)
 

@@ -28,8 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import GT_DIR, NOISE_PROFILE_FILE, NOISY_DIR, Dataset, open_dataset, write_noise_profiles
-from bench.core.noise import add_noise
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile, add_noise
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, denormalize, unpack, write_dng_standalone
 
 RECIPE_VERSION = 2

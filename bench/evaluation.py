@@ -26,7 +26,7 @@ from bench.datasets import Dataset, DatasetItem, LoadedPair, load_burst_frames, 
 from bench.core.errors import BenchError
 from bench.core.metrics import ImageScores, score_mosaic
 from bench.core.noise import estimate_noise
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 from bench.pipeline import packed_to_mosaic
 from bench.core.rawio import RawImage
 from methods.base import Method, NoisyRaw

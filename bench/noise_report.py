@@ -13,7 +13,7 @@ import pandas as pd
 
 from bench.datasets import Dataset
 from bench.core.noise import estimate_noise
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 from bench.core.rawio import read_dng
 
 

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.noise import add_noise
+from bench.core.noise_model import NoiseProfile, add_noise
 
-from bench.core.profile import NoiseProfile
 
 COMPETITION_SIZE = (3472, 4624)
 SPEED_PROFILE = NoiseProfile(1e-3, 3e-5)

@@ -33,8 +33,7 @@ import numpy as np
 from bench import provenance
 from bench.core.errors import BenchError
 from methods.toolkit.learned import CHECKPOINT_FORMAT, build_network, load_checkpoint
-from bench.core.noise import add_noise
-from bench.core.profile import A_RANGE, B_RANGE, NoiseProfile
+from bench.core.noise_model import A_RANGE, B_RANGE, NoiseProfile, add_noise
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}

@@ -33,7 +33,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 
 #: The kinds of method the registry knows. "burst" methods use every frame of ``NoisyRaw.frames``.
 METHOD_KINDS = ("reference", "classical", "burst", "learned")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.processes import available_cores, die_with_parent
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 from methods.toolkit.vst import denoise_stabilised
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.registry import register_method

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.bm3d import BM3D
 from methods.burst_mean import agreement_weights

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import GT_DIR, NOISY_DIR, write_noise_profiles
-from bench.core.noise import add_noise
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile, add_noise
 from bench.core.rawio import write_dng_standalone
 
 

@@ -12,8 +12,7 @@ from bench.burst import BurstSpec, frame_motion, packed_frames, synthesize_burst
 from bench.datasets import open_dataset
 from bench.core.demosaic import demosaic, mosaic_rgb
 from bench.core.errors import BenchError
-from bench.core.noise import add_noise
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile, add_noise
 from bench.core.rawio import normalize, pack, write_dng_standalone
 from bench.evaluation import load_inputs, make_noisy_raw, noise_for
 from bench.runner import RunConfig, run_benchmark

@@ -9,9 +9,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from bench.core.noise import add_noise
+from bench.core.noise_model import NoiseProfile, add_noise
 
-from bench.core.profile import NoiseProfile
 from bench.core.rawio import normalize, pack
 from methods import bm3d as bm3d_module
 from methods import nlm as nlm_module

@@ -20,7 +20,7 @@ from bench.cli import main
 from bench.core.errors import BenchError
 from bench.export import (MAX_MODEL_BYTES, Choice, best_in_run, export_submission, script_source,
                           verify_submission, write_zip)
-from bench.core.noise import add_noise
+from bench.core.noise_model import add_noise
 from bench.core.rawio import read_dng, write_dng_splice, write_dng_standalone
 from methods.registry import create_method
 from tests.helpers import smooth_clean_mosaic

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from bench.core.errors import BenchError  # noqa: E402
 from methods.toolkit.inference import network_input, run_tiled, tile_starts  # noqa: E402
 from methods.toolkit.learned import build_network, load_network  # noqa: E402
-from bench.core.profile import NoiseProfile  # noqa: E402
+from bench.core.noise_model import NoiseProfile  # noqa: E402
 from bench.train import (TrainConfig, _save_weights, bayer_augment, synthetic_pair,  # noqa: E402
                          training_loss)
 from methods.base import NoisyRaw  # noqa: E402
@@ -186,7 +186,7 @@ def test_train_without_data_is_a_one_line_error():
 @pytest.mark.parametrize("network", ["nafnet", "dncnn"])
 def test_shipped_weights_tile_without_changing_the_score(network):
     from methods.toolkit.learned import LearnedMethod
-    from bench.core.noise import add_noise
+    from bench.core.noise_model import add_noise
     from bench.core.rawio import normalize, pack
     from tests.helpers import smooth_clean_mosaic
 

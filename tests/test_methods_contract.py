@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.core.noise import add_noise
+from bench.core.noise_model import NoiseProfile, add_noise
 
-from bench.core.profile import NoiseProfile
 from bench.core.rawio import normalize, pack
 from methods.base import NoisyRaw
 from methods.registry import create_method, get_method_class, list_methods

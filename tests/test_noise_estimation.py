@@ -18,8 +18,8 @@ import pytest
 
 from bench.datasets import NOISY_DIR, open_dataset
 from bench.core.errors import BenchError
-from bench.core.noise import add_noise, estimate_noise
-from bench.core.profile import A_RANGE, B_RANGE, NoiseProfile
+from bench.core.noise import estimate_noise
+from bench.core.noise_model import A_RANGE, B_RANGE, NoiseProfile, add_noise
 from bench.noise_report import estimate_dataset, final_round_score
 from bench.core.rawio import denormalize, normalize, pack
 from tests.helpers import smooth_clean_mosaic, write_pair_folder

@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.core.noise import add_noise
+from bench.core.noise_model import NoiseProfile, add_noise
 
-from bench.core.profile import NoiseProfile
 from bench.core.rawio import normalize
 
 BLACK, WHITE = 1024, 16383

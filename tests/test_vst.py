@@ -11,7 +11,7 @@ import pytest
 from numpy.polynomial.hermite_e import hermegauss
 
 from methods.toolkit import vst
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 
 # Corners of the competition's range a in [1e-4, 1e-2], b in [1e-6, 1e-3], and a point in the middle.
 PROFILES = [NoiseProfile(1e-4, 1e-6), NoiseProfile(1e-4, 1e-3), NoiseProfile(1e-2, 1e-6),

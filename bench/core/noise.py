@@ -1,4 +1,5 @@
-"""Signal-dependent RAW noise: the organisers' generator and a blind estimator of its profile.
+"""The blind estimator of an image's noise profile (the model and the organisers' generator are in
+``bench.core.noise_model``).
 
 Everything here works in the competition's normalised domain on packed images
 (``(h, w, 4)`` float values in [0, 1], see ``bench.core.rawio``), where the noise model is
@@ -10,23 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from bench.core.noise_estimation import DEFAULT_BLOCK, estimate_profile
-from bench.core.profile import A_RANGE, B_RANGE, NoiseProfile
-from bench.core.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, denormalize, normalize, pack,
-                              unpack)
-
-def add_noise(
-    clean_mosaic: np.ndarray, a: float, b: float, rng: np.random.Generator, black_level: int, white_level: int
-) -> np.ndarray:
-    """The organisers' generator: ``noisy = x + N(0, sqrt(a*x + b))`` on the normalised packed image,
-    clipped to [0, 1] and truncated back to uint16.
-
-    clean_mosaic: ``(H, W)`` uint16 with black level. Returns the noisy ``(H, W)`` uint16 mosaic.
-    """
-    x = normalize(pack(clean_mosaic), black_level, white_level).astype(np.float64)
-    sigma = np.sqrt(np.maximum(a * x + b, 0.0))
-    noisy = x + rng.standard_normal(x.shape) * sigma
-    return unpack(denormalize(noisy, black_level, white_level))
-
+from bench.core.noise_model import A_RANGE, B_RANGE, NoiseProfile
+from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
 def estimate_noise(packed: np.ndarray, *, block: int = DEFAULT_BLOCK,
                    step: float = 1.0 / (COMPETITION_WHITE_LEVEL - COMPETITION_BLACK_LEVEL)) -> NoiseProfile:

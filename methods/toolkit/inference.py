@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 
 
 def network_input(packed: np.ndarray, profile: NoiseProfile | None) -> np.ndarray:

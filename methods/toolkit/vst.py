@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from bench.core.profile import NoiseProfile
+from bench.core.noise_model import NoiseProfile
 
 # Below this gain (in normalised units; the competition's a >= 1e-4) the signal-dependent part is ignored.
 _MIN_GAIN = 1e-8
