@@ -54,6 +54,26 @@ class BenchError(Exception):
     """A problem with the user's input or set-up, stated in one line that names the file or thing at fault."""
 
 
+# ---- from bench/core/files.py
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Create ``path`` whole or not at all: ``write(tmp)`` fills a temporary file in the same folder (with
+    the permissions of a normally created file), which then replaces ``path``. The folder must exist."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # not mkstemp's 0600
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 # ---- from bench/core/noise_estimation.py
 
 
@@ -568,23 +588,17 @@ def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: 
     """Write ``data`` to a temporary file beside ``path``, check it (size, and rawpy reads back exactly
     ``mosaic``), then rename it into place: a crash or a failed check never leaves a bad file at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # the permissions of a normally created file, not mkstemp's 0600
+
+    def write_and_check(tmp: Path) -> None:
+        tmp.write_bytes(data)
         size = tmp.stat().st_size
         if expected_size is not None and size != expected_size:
             raise BenchError(f"{path}: written file has {size} bytes, template had {expected_size}")
         back = read_dng(tmp).mosaic
         if back.shape != mosaic.shape or not np.array_equal(back, mosaic):
             raise BenchError(f"{path}: re-reading the written DNG does not give back the written pixels")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write_and_check)
 
 
 # ---- from bench/core/noise_model.py

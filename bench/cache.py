@@ -34,12 +34,12 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Callable
 
 from bench.embedded import cache_root
+from bench.core.files import atomic_write_text, file_sha256  # noqa: F401 (file_sha256: for callers)
 
 _PACKAGE_DIRS = ("bench", "methods")
 #: Version of the envelope and of the bodies the suite stores; entries of any other schema are misses.
@@ -55,15 +55,6 @@ def code_fingerprint() -> str:
     for package in _PACKAGE_DIRS:
         for path in sorted((root / package).rglob("*.py")):
             digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's content, read in 1 MiB pieces."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for piece in iter(lambda: f.read(1 << 20), b""):
-            digest.update(piece)
     return digest.hexdigest()
 
 
@@ -141,17 +132,10 @@ class ResultCache:
             return
         entry = {"schema": SCHEMA, "kind": kind, "key": key, "body": body, "checksum": _checksum(kind, key, body)}
         path = self._path(kind, key)
-        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                json.dump(entry, f)
-            os.replace(tmp, path)
+            atomic_write_text(path, json.dumps(entry))
         except OSError as exc:
             self.writable = False
             self._warn(f"warning: {self.folder}: result cache cannot be written ({exc.strerror or exc}); "
                        "this run goes on without storing results in it")
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)

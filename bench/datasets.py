@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 
 from bench.core.errors import BenchError
+from bench.core.files import sha256_bytes
 from bench.core.noise_model import NoiseProfile
 from bench.core.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, DngLayout, RawImage, inspect_dng,
                          level_range_problem, read_dng)
@@ -77,6 +78,8 @@ class Dataset:
     #: linear RGB ``(H, W, 3)`` float in [0, 1] whose mosaic is the ground truth. Synthetic bursts move
     #: this image instead of a demosaicked ground truth.
     clean_linear: Callable[[str], np.ndarray] | None = None
+    #: "folder" (a user's dataset, reopened from ``root``) or "embedded" (the suite's own, rebuilt on demand).
+    origin: str = "folder"
 
     def __post_init__(self) -> None:
         problem = level_range_problem(self.black_level, self.white_level)
@@ -241,7 +244,7 @@ def _read_hashed(path: Path, dataset: Dataset) -> tuple[RawImage, str]:
     except OSError as exc:
         raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
     image = read_dng(path, dataset.black_level, dataset.white_level, data=data)
-    return image, hashlib.sha256(data).hexdigest()
+    return image, sha256_bytes(data)
 
 
 def open_dataset(

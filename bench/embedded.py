@@ -18,7 +18,6 @@ Recipe, per image:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import GT_DIR, NOISE_PROFILE_FILE, NOISY_DIR, Dataset, open_dataset, write_noise_profiles
+from bench.core.files import file_sha256
 from bench.core.noise_model import NoiseProfile, add_noise
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, denormalize, unpack, write_dng_standalone
 
@@ -82,7 +82,8 @@ def embedded_dataset(log=print) -> Dataset:
     if problem is not None:
         log(f"building the embedded dataset in {folder} ({problem}); this happens once")
         build(folder)
-    return dataclasses.replace(open_dataset(folder, name=DATASET_NAME), clean_linear=_clean_linear_of)
+    return dataclasses.replace(open_dataset(folder, name=DATASET_NAME), clean_linear=_clean_linear_of,
+                               origin="embedded")
 
 
 def manifest_problem(folder: Path) -> str | None:
@@ -97,7 +98,7 @@ def manifest_problem(folder: Path) -> str | None:
         path = folder / name
         if not path.is_file():
             return f"{name} missing"
-        if _sha256(path) != digest:
+        if file_sha256(path) != digest:
             return f"{name} does not match its checksum"
     return None
 
@@ -153,7 +154,7 @@ def _build_into(folder: Path) -> None:
     write_noise_profiles(folder / NOISE_PROFILE_FILE, profiles)
     (folder / "recipe.json").write_text(json.dumps({"version": RECIPE_VERSION, "seed": SEED, "images": recipe}, indent=1))
     files = sorted(p for p in folder.rglob("*") if p.is_file())
-    lines = [f"{_sha256(p)}  {p.relative_to(folder).as_posix()}" for p in files]
+    lines = [f"{file_sha256(p)}  {p.relative_to(folder).as_posix()}" for p in files]
     (folder / MANIFEST_FILE).write_text("\n".join(lines) + "\n")
 
 
@@ -197,7 +198,3 @@ def mosaic_bggr(rgb: np.ndarray) -> np.ndarray:
     """``(H, W, 3)`` linear RGB -> ``(H, W)`` BGGR mosaic (B at even/even, R at odd/odd)."""
     packed = np.stack([rgb[0::2, 0::2, 2], rgb[0::2, 1::2, 1], rgb[1::2, 0::2, 1], rgb[1::2, 1::2, 0]], axis=-1)
     return unpack(packed)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-import hashlib
 import inspect
 import json
 import math
@@ -42,6 +41,8 @@ import pandas as pd
 
 from bench import codegen, pipeline, provenance
 from bench.core.errors import BenchError, first_line
+from bench.core.files import atomic_write, file_sha256
+from bench.run_record import RunRecord
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, inspect_dng, read_dng
 from methods.base import Method, NoisyRaw
 from methods.registry import create_method
@@ -90,26 +91,26 @@ def best_in_run(run_dir: Path, kind: str | None = None) -> Choice:
     output), with the parameters it ran with. Methods with any failed image are passed over (a submission
     must denoise every image); ``kind`` ("classical" or "learned") narrows the choice."""
     run_dir = Path(run_dir)
+    record = RunRecord.read(run_dir)
     try:
-        record = json.loads((run_dir / "run.json").read_text())
         summary = pd.read_csv(run_dir / "summary.csv")
     except OSError as exc:
         raise BenchError(f"{run_dir}: not a finished run folder ({exc.strerror}: {Path(exc.filename).name})") from None
-    except (json.JSONDecodeError, pd.errors.ParserError) as exc:
-        raise BenchError(f"{run_dir}: run.json or summary.csv is damaged ({exc})") from None
+    except pd.errors.ParserError as exc:
+        raise BenchError(f"{run_dir}: summary.csv is damaged ({exc})") from None
     kinds = (kind,) if kind else EXPORTABLE_KINDS
     candidates = []
     for row in summary.itertuples():
-        method = record.get("methods", {}).get(row.method, {})
-        if method.get("kind") in kinds and row.failures == 0 and row.images > 0 and not math.isnan(row.score):
-            candidates.append((row.score, row.method, method.get("params", {})))
+        method = record.methods.get(row.method)
+        if method and method.kind in kinds and row.failures == 0 and row.images > 0 and not math.isnan(row.score):
+            candidates.append((row.score, row.method, method.params))
     if not candidates:
         wanted = f"{kind} " if kind else "classical or learned "
         raise BenchError(f"{run_dir}: no {wanted}method scored every image in this run")
     score, name, params = max(candidates, key=lambda c: c[0])
     table_file = run_dir / "summary.md"
     table = table_file.read_text() if table_file.is_file() else summary.to_string(index=False)
-    return Choice(name, dict(params), run_dir, float(score), table, kind, record.get("noise", "estimate"))
+    return Choice(name, dict(params), run_dir, float(score), table, kind, record.noise)
 
 
 def exportable(method: Method) -> str:
@@ -374,14 +375,14 @@ def export_submission(choice: Choice, data: Path, result_dir: Path, black_level:
             raise BenchError(f"{path}: {method.name} failed on it ({first_line(exc)}); "
                              f"{result_dir} is incomplete and has no result.zip") from None
         log(f"[{position}/{len(inputs)}] {path.name} -> data/{out.name}  {seconds[-1]:.1f} s")
-        files.append({"id": image_id, "input": path.name, "input_sha256": _sha256(path), "output": out.name,
-                      "output_sha256": _sha256(out)})
+        files.append({"id": image_id, "input": path.name, "input_sha256": file_sha256(path), "output": out.name,
+                      "output_sha256": file_sha256(out)})
     manifest = {
         "format": MANIFEST_FORMAT,
         "created": dt.datetime.now().isoformat(timespec="seconds"),
         "method": method.name, "kind": method.kind, "params": method.param_values(), "script": script,
-        "script_sha256": _sha256(models / script),
-        "model_sha256": _sha256(models / "model.pth") if script == "network.py" else None,
+        "script_sha256": file_sha256(models / script),
+        "model_sha256": file_sha256(models / "model.pth") if script == "network.py" else None,
         "chosen_from": str(choice.run_dir) if choice.run_dir else None, "chosen_score": choice.score,
         "black_level": black_level, "white_level": white_level,
         "inputs": {"folder": str(Path(inputs[0][1]).parent.resolve()), "files": files},
@@ -394,10 +395,6 @@ def export_submission(choice: Choice, data: Path, result_dir: Path, black_level:
     log(f"wrote {result_dir} and {zip_path}; verifying in a fresh process")
     problems = verify_submission(result_dir, log=log)
     return ExportResult(result_dir, zip_path, script, seconds, problems)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _report(method: Method, choice: Choice, manifest: dict) -> str:
@@ -480,11 +477,12 @@ def _device_line() -> str:
 def write_zip(result_dir: Path, zip_path: Path) -> None:
     """Zip every file of ``result_dir`` under the top folder ``result/`` (atomically: a temporary file
     renamed into place)."""
-    tmp = zip_path.with_name(zip_path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(p for p in result_dir.rglob("*") if p.is_file()):
-            archive.write(path, "result/" + path.relative_to(result_dir).as_posix())
-    os.replace(tmp, zip_path)
+    def write(tmp: Path) -> None:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(p for p in result_dir.rglob("*") if p.is_file()):
+                archive.write(path, "result/" + path.relative_to(result_dir).as_posix())
+
+    atomic_write(zip_path, write)
 
 
 def verify_submission(result_dir: Path, data: Path | None = None,
@@ -540,7 +538,7 @@ def verify_submission(result_dir: Path, data: Path | None = None,
             problems.append(str(exc))
     recorded = {f["input"]: f.get("input_sha256") for f in _recorded_files(manifest) if "input" in f}
     for _, path in inputs:
-        if path.name in recorded and _sha256(path) != recorded[path.name]:
+        if path.name in recorded and file_sha256(path) != recorded[path.name]:
             problems.append(f"{path}: changed since the export (SHA-256 differs from export.json)")
     _check_outputs(result_dir, inputs, black, white, problems)
 
@@ -588,7 +586,7 @@ def _check_record_against_script(manifest_path: Path, manifest: dict, script_pat
             continue  # reported by _check_models
         if field not in manifest:
             problems.append(f"{manifest_path}: no {field} recorded (written by an older bench export; export again)")
-        elif _sha256(path) != manifest[field]:
+        elif file_sha256(path) != manifest[field]:
             problems.append(f"{path}: SHA-256 differs from export.json's {field}")
     try:
         name, kind, params = _script_declares(script_path)
@@ -652,7 +650,7 @@ def _check_recorded_outputs(result_dir: Path, manifest: dict, problems: list[str
             continue  # reported by _check_outputs
         if recorded.get(path.name) is None:
             problems.append(f"{path}: export.json records no output_sha256 for it")
-        elif _sha256(path) != recorded[path.name]:
+        elif file_sha256(path) != recorded[path.name]:
             problems.append(f"{path}: SHA-256 differs from export.json's output_sha256")
 
 

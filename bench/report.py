@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import hashlib
 import html
 import io
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +35,8 @@ import pandas as pd
 
 from bench import tables
 from bench.core.errors import BenchError, first_line
+from bench.core.files import atomic_write_text, file_sha256
+from bench.run_record import MethodRecord, RunRecord
 
 REPORT_FILE = "report.html"
 BOOTSTRAP_RESAMPLES = 2000
@@ -65,7 +63,7 @@ class RunFolder:
     """
 
     path: Path
-    record: dict
+    record: RunRecord
     per_image: pd.DataFrame
     noise: pd.DataFrame | None
     noise_problem: str = ""
@@ -138,15 +136,7 @@ def load_run_folder(run_dir: Path) -> RunFolder:
     for column in ("psnr", "ssim", "ssim_col", "score", "seconds", "megapixels"):  # failed rows hold "nan"
         per_image[column] = pd.to_numeric(per_image[column], errors="coerce")
     per_image["error"] = per_image["error"].fillna("")
-    record_path = run_dir / "run.json"
-    try:
-        record = json.loads(record_path.read_text())
-    except FileNotFoundError:
-        raise BenchError(f"{run_dir}: not a `bench run` folder (no run.json)") from None
-    except (OSError, ValueError) as exc:
-        raise BenchError(f"{record_path}: not readable as JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise BenchError(f"{record_path}: expected a JSON object")
+    record = RunRecord.read(run_dir)
     noise, noise_problem = None, ""
     noise_path = run_dir / "noise.csv"
     if noise_path.is_file():
@@ -161,13 +151,14 @@ def load_run_folder(run_dir: Path) -> RunFolder:
 
 def method_order(folder: RunFolder) -> list[str]:
     """The run's methods: those named in run.json first (in its order), then any others in per_image.csv."""
-    recorded = list((folder.record.get("methods") or {}).keys())
+    recorded = list(folder.record.methods)
     present = list(dict.fromkeys(folder.per_image["method"]))
     return [m for m in recorded if m in present] + [m for m in present if m not in recorded]
 
 
 def _method_kind(folder: RunFolder, method: str) -> str:
-    return str(((folder.record.get("methods") or {}).get(method) or {}).get("kind", ""))
+    recorded = folder.record.methods.get(method)
+    return recorded.kind if recorded else ""
 
 
 def _score_matrix(per_image: pd.DataFrame) -> pd.DataFrame:
@@ -392,45 +383,31 @@ def png_base64(rgb: np.ndarray) -> str:
 # crops: dataset, saved or re-created outputs
 
 
-def open_run_dataset(record: dict):
-    """The dataset a run used (from run.json), or raise BenchError saying why it cannot be opened."""
+def open_run_dataset(record: RunRecord):
+    """The dataset a run used, or raise BenchError saying why it cannot be opened."""
     from bench import embedded
     from bench.datasets import open_dataset
 
-    info = record.get("dataset") or {}
-    root = info.get("root")
-    if not root:
-        raise BenchError("run.json does not name the dataset folder")
-    black = int(info.get("black_level", 1024))
-    white = int(info.get("white_level", 16383))
-    if (info.get("name") == embedded.DATASET_NAME
-            and Path(root).name == f"{embedded.DATASET_NAME}-v{embedded.RECIPE_VERSION}"):
+    info = record.dataset
+    if info.origin == "embedded":
         return embedded.embedded_dataset(log=lambda message: None)
-    return open_dataset(root, name=info.get("name"), black_level=black, white_level=white)
+    return open_dataset(info.root, name=info.name, black_level=info.black_level, white_level=info.white_level)
 
 
-def _burst_spec(record: dict):
-    """The BurstSpec a run used (from run.json's "burst"), or None for a one-frame run."""
-    from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED, BurstSpec
-
-    burst = record.get("burst")
-    if not burst:
-        return None
-    return BurstSpec(int(burst["frames"]), float(burst.get("max_shift_pixels", DEFAULT_MAX_SHIFT)),
-                     float(burst.get("max_rotation_degrees", DEFAULT_MAX_ROTATION)),
-                     int(burst.get("seed", DEFAULT_SEED)))
+def _burst_spec(record: RunRecord):
+    """The BurstSpec a run used, or None for a one-frame run."""
+    return record.burst.spec() if record.burst else None
 
 
-def fingerprint_note(record: dict, dataset, image_ids: list[str]) -> str:
+def fingerprint_note(record: RunRecord, dataset, image_ids: list[str]) -> str:
     """Whether the dataset files of the run's images hash to the run's recorded fingerprint (one sentence)."""
     from bench.datasets import fingerprint
 
-    expected = record.get("dataset_fingerprint")
+    expected = record.dataset_fingerprint
     if not expected:
         return "The run recorded no dataset fingerprint, so it is not checked that these are the files it scored."
     items = {item.image_id: item for item in dataset.items}
-    burst = record.get("burst") or {}
-    extra_frames = int(burst.get("frames", 1)) - 1 if dataset.has_real_bursts else 0
+    extra_frames = record.burst.frames - 1 if record.burst and dataset.has_real_bursts else 0
     paths = []
     for image_id in image_ids:
         item = items.get(image_id)
@@ -448,7 +425,7 @@ def fingerprint_note(record: dict, dataset, image_ids: list[str]) -> str:
             relative = path.relative_to(dataset.root).as_posix()
         except ValueError:
             relative = str(path)
-        hashes.append((relative, hashlib.sha256(path.read_bytes()).hexdigest()))
+        hashes.append((relative, file_sha256(path)))
     if fingerprint(hashes) == expected:
         return "The dataset files match the fingerprint recorded in run.json."
     return ("Warning: the dataset files differ from those the run scored (fingerprint mismatch), so the noisy, "
@@ -477,8 +454,8 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
         notes = [f"The dataset fingerprint could not be checked ({_one_line(exc)})."]
     items = {item.image_id: item for item in dataset.items}
     rows_by_key = {(row.method, row.image): row for row in folder.per_image.itertuples()}
-    recorded = folder.record.get("methods") or {}
-    noise_mode = folder.record.get("noise", "estimate")
+    recorded = folder.record.methods
+    noise_mode = folder.record.noise
     created_methods: dict[str, object] = {}
     sources = {"saved": 0, "re-created": 0}
     psnr_gaps: list[float] = []
@@ -524,7 +501,7 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
                     sources["saved"] += 1
                 else:
                     if method not in created_methods:
-                        created_methods[method] = _create_method(method, recorded.get(method) or {})
+                        created_methods[method] = _create_method(method, recorded.get(method))
                     created = created_methods[method]
                     if isinstance(created, str):
                         raise BenchError(created)
@@ -545,12 +522,12 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
     return CropSection(rows, notes)
 
 
-def _create_method(name: str, recorded: dict):
+def _create_method(name: str, recorded: MethodRecord | None):
     """The method object the run used, or a one-line reason why it cannot be made or run here."""
     from methods.registry import create_method
 
     try:
-        method = create_method(name, recorded.get("params") or {})
+        method = create_method(name, recorded.params if recorded else {})
     except Exception as exc:
         return f"cannot re-create {name}: {_one_line(exc)}"
     reason = type(method).unavailable_reason()
@@ -559,7 +536,7 @@ def _create_method(name: str, recorded: dict):
     return method
 
 
-def _method_input(loaded, dataset, noise_mode: str, record: dict):
+def _method_input(loaded, dataset, noise_mode: str, record: RunRecord):
     """The NoisyRaw the run gave methods for this image (same noise mode and burst)."""
     from bench.evaluation import make_noisy_raw, noise_for
 
@@ -687,7 +664,7 @@ def render_report(run_dir: Path, log: Callable[[str], None] | None = None) -> st
         f'{html.escape(dt.datetime.now().isoformat(timespec="seconds"))} in {time.perf_counter() - started:.1f} s. '
         "Plots: matplotlib. No external resources.</footer>",
     ]
-    title = f"raw-bench report: {folder.record.get('dataset', {}).get('name', '')} {folder.path.name}"
+    title = f"raw-bench report: {folder.record.dataset.name} {folder.path.name}"
     return _page(title, "\n".join(body))
 
 
@@ -698,11 +675,7 @@ def write_report(run_dir: Path, out: Path | None = None, log: Callable[[str], No
     text = render_report(Path(run_dir), log)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=out.name + ".", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, out)
+        atomic_write_text(out, text)
     except OSError as exc:
         raise BenchError(f"{out}: cannot write the report ({exc.strerror})") from None
     return out
@@ -710,17 +683,16 @@ def write_report(run_dir: Path, out: Path | None = None, log: Callable[[str], No
 
 def _header_html(folder: RunFolder) -> str:
     record = folder.record
-    dataset = record.get("dataset") or {}
-    burst = record.get("burst")
-    frames = f"; {burst['frames']}-frame bursts ({html.escape(str(burst.get('source', '')))})" if burst else ""
+    burst = record.burst
+    frames = f"; {burst.frames}-frame bursts ({html.escape(burst.source)})" if burst else ""
     images = len(dict.fromkeys(folder.per_image["image"]))
     facts = [
-        ("dataset", f"{html.escape(str(dataset.get('name', '?')))} ({images} images; "
-                    f"<code>{html.escape(str(dataset.get('root', '?')))}</code>)"),
-        ("noise profile", html.escape(str(record.get("noise", "?"))) + frames),
-        ("status", f"{html.escape(str(record.get('status', '?')))}, started {html.escape(str(record.get('started', '?')))}"),
-        ("code", html.escape(str(record.get("git_commit") or "not a git checkout"))),
-        ("command", f"<code>{html.escape(str(record.get('command', '')))}</code>"),
+        ("dataset", f"{html.escape(record.dataset.name)} ({images} images; "
+                    f"<code>{html.escape(record.dataset.root)}</code>)"),
+        ("noise profile", html.escape(record.noise) + frames),
+        ("status", f"{html.escape(record.status)}, started {html.escape(record.started)}"),
+        ("code", html.escape(record.git_commit or "not a git checkout")),
+        ("command", f"<code>{html.escape(record.command)}</code>"),
     ]
     items = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
     return (f"<header><h1>raw-bench report: {html.escape(folder.path.name)}</h1>"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
-import json
 import math
 import shutil
 import signal
@@ -38,13 +37,15 @@ import pandas as pd
 
 from bench import provenance, tables
 from bench.burst import BurstSpec
-from bench.cache import InvalidEntry, ResultCache, file_sha256, make_key, require_number
-from bench.datasets import Dataset, DatasetItem, fingerprint
+from bench.cache import InvalidEntry, ResultCache, make_key, require_number
+from bench.datasets import BURST_DIR, Dataset, DatasetItem, fingerprint
 from bench.core.errors import BenchError, RunInterrupted, first_line
 from bench.evaluation import (NOISE_MODES, check_profile, estimate_key, evaluate, input_paths, load_inputs,
                               make_noisy_raw, noise_for, valid_estimate_record)
 from bench.core.metrics import score as competition_score
+from bench.core.files import atomic_write, atomic_write_text, file_sha256
 from bench.core.rawio import write_dng
+from bench.run_record import BurstRecord, DatasetRecord, MethodRecord, RunRecord
 from methods.base import Method
 from methods.registry import create_method
 
@@ -131,20 +132,15 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     cache = ResultCache(config.cache_folder, enabled=not config.fresh, warn=log)
 
     run_dir = _new_run_dir(config.out_root / dataset.name)
-    record = {
-        "command": config.command,
-        "started": dt.datetime.now().isoformat(timespec="seconds"),
-        "status": "running",
-        "dataset": {"name": dataset.name, "root": str(dataset.root), "images": len(dataset.items),
-                    "black_level": dataset.black_level, "white_level": dataset.white_level},
-        "noise": config.noise_mode,
-        "burst": _burst_record(config.burst, dataset),
-        "methods": {name: {"kind": m.kind, "params": m.param_values(), "unavailable": unavailable.get(name)}
-                    for name, m in methods.items()},
-        "versions": provenance.package_versions(),
-        "git_commit": provenance.git_commit(),
-    }
-    _write_json(run_dir / "run.json", record)
+    record = RunRecord(
+        command=config.command, started=dt.datetime.now().isoformat(timespec="seconds"), status="running",
+        dataset=DatasetRecord(dataset.name, str(dataset.root), len(dataset.items), dataset.black_level,
+                              dataset.white_level, dataset.origin),
+        noise=config.noise_mode,
+        burst=BurstRecord.of(config.burst, dataset.root / BURST_DIR if dataset.has_real_bursts else None),
+        methods={name: MethodRecord(m.kind, m.param_values(), unavailable.get(name)) for name, m in methods.items()},
+        versions=provenance.package_versions(), git_commit=provenance.git_commit())
+    record.write(run_dir)
 
     # blind estimates of this run's noisy files: from the cache, then from the tasks as they finish
     estimates: dict[str, dict] = {}
@@ -242,15 +238,13 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
         interrupted = guard.received is not None
         file_hashes = sorted({(_relative(path, dataset.root), digest) for image_id, item_paths in paths.items()
                               for path, digest in zip(item_paths, expected[image_id])})
-        record.update({
-            "finished": dt.datetime.now().isoformat(timespec="seconds"),
-            "status": "interrupted" if interrupted else "finished",
-            "dataset_fingerprint": fingerprint(file_hashes),
-            "results": {"succeeded": succeeded, "failed": failed, "from_cache": cached},
-            "execution": {"executor": config.executor, "workers": config.workers, "fresh": config.fresh},
-        })
-        _write_json(run_dir / "run.json", record)
-        (run_dir / "summary.md").write_text(_summary_markdown(summary, record, run_dir))
+        record.finished = dt.datetime.now().isoformat(timespec="seconds")
+        record.status = "interrupted" if interrupted else "finished"
+        record.dataset_fingerprint = fingerprint(file_hashes)
+        record.results = {"succeeded": succeeded, "failed": failed, "from_cache": cached}
+        record.execution = {"executor": config.executor, "workers": config.workers, "fresh": config.fresh}
+        record.write(run_dir)
+        atomic_write_text(run_dir / "summary.md", _summary_markdown(summary, record))
     return RunResult(run_dir, summary, succeeded, failed, interrupted, cached, guard.received)
 
 
@@ -471,23 +465,13 @@ def _reuse_output(facts: dict, method: Method, item: DatasetItem, run_dir: Path,
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:
     """Write a whole CSV atomically (temporary file renamed into place)."""
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
 
-
-def _burst_record(burst: BurstSpec | None, dataset: Dataset) -> dict | None:
-    """What run.json says about the frames methods received."""
-    if burst is None or burst.frames == 1:
-        return None
-    if dataset.has_real_bursts:
-        return {"frames": burst.frames, "source": f"real frames from {dataset.root / 'burst'}"}
-    return {"frames": burst.frames, "source": "synthetic (bench.burst)", "max_shift_pixels": burst.max_shift,
-            "max_rotation_degrees": burst.max_rotation, "seed": burst.seed,
-            "generator_noise": "the dataset's true profile where known, else estimated from frame 0"}
+    atomic_write(path, write)
 
 
 def _row(method: str, image_id: str, facts: dict) -> dict:
@@ -517,13 +501,12 @@ def _progress_line(prefix: str, row: dict) -> str:
             f"score {row['score']:6.2f}  {row['seconds']:.2f} s")
 
 
-def _summary_markdown(summary: pd.DataFrame, record: dict, run_dir: Path) -> str:
-    dataset = record["dataset"]
-    burst = record.get("burst")
-    frames = (f", {burst['frames']}-frame bursts ({burst['source']}; single-frame methods get frame 0)"
+def _summary_markdown(summary: pd.DataFrame, record: RunRecord) -> str:
+    dataset, burst = record.dataset, record.burst
+    frames = (f", {burst.frames}-frame bursts ({burst.source}; single-frame methods get frame 0)"
               if burst else "")
     return "\n".join([
-        f"# {dataset['name']}: {dataset['images']} images, noise profile: {record['noise']}{frames}",
+        f"# {dataset.name}: {dataset.images} images, noise profile: {record.noise}{frames}",
         "",
         tables.to_markdown(summary),
         "",
@@ -531,10 +514,10 @@ def _summary_markdown(summary: pd.DataFrame, record: dict, run_dir: Path) -> str
         "PSNR/SSIM on the written-back uint16 mosaic, data_range = white level. "
         "SSIM (col) is the 2022 column-wise SSIM. s / image is the denoise call alone.",
         "",
-        f"- status: {record['status']}, started {record['started']}",
-        f"- dataset fingerprint: {record.get('dataset_fingerprint', '')}",
-        f"- code: {record['git_commit'] or 'not a git checkout'}",
-        f"- regenerate: `{record['command']}`",
+        f"- status: {record.status}, started {record.started}",
+        f"- dataset fingerprint: {record.dataset_fingerprint or ''}",
+        f"- code: {record.git_commit or 'not a git checkout'}",
+        f"- regenerate: `{record.command}`",
         "",
     ])
 
@@ -556,9 +539,3 @@ def _relative(path: Path, root: Path) -> str:
         return path.relative_to(root).as_posix()
     except ValueError:
         return str(path)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)

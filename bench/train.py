@@ -32,6 +32,7 @@ import numpy as np
 
 from bench import provenance
 from bench.core.errors import BenchError
+from bench.core.files import atomic_write
 from methods.toolkit.learned import CHECKPOINT_FORMAT, build_network, load_checkpoint
 from bench.core.noise_model import A_RANGE, B_RANGE, NoiseProfile, add_noise
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
@@ -449,10 +450,9 @@ def _card_markdown(card: dict) -> str:
 def _save_weights(path: Path, network: str, net_config: dict, net, card: dict) -> None:
     import torch
 
-    tmp = path.with_suffix(".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "network": network, "config": net_config,
-                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "card": card}, tmp)
-    tmp.replace(path)
+    checkpoint = {"format": CHECKPOINT_FORMAT, "network": network, "config": net_config,
+                  "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "card": card}
+    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def _save_training_state(path: Path, config: TrainConfig, net_config: dict, net, optimizer, schedule, step: int,
@@ -461,12 +461,11 @@ def _save_training_state(path: Path, config: TrainConfig, net_config: dict, net,
 
     saved_config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
     saved_config["clean_dirs"] = [str(p) for p in config.clean_dirs]
-    tmp = path.with_suffix(".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "network": config.network, "config": net_config,
-                "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "card": card,
-                "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step,
-                "best_score": best_score, "history": history, "train_config": saved_config}, tmp)
-    tmp.replace(path)
+    state = {"format": CHECKPOINT_FORMAT, "network": config.network, "config": net_config,
+             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "card": card,
+             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step,
+             "best_score": best_score, "history": history, "train_config": saved_config}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def _duration(seconds: float) -> str:

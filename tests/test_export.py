@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from bench import codegen
+from bench.run_record import DatasetRecord, MethodRecord, RunRecord
 from bench.cli import main
 from bench.core.errors import BenchError
 from bench.export import (MAX_MODEL_BYTES, Choice, best_in_run, export_submission, script_source,
@@ -362,8 +363,9 @@ def write_run(folder: Path, rows: list[tuple[str, str, float, int]]) -> Path:
     pd.DataFrame([{"method": m, "score": s, "psnr": 40.0, "ssim": 0.9, "ssim_col": 0.9, "seconds_per_image": 1.0,
                    "mp_per_second": 1.0, "images": 3 - f, "failures": f} for m, _, s, f in rows]
                  ).to_csv(folder / "summary.csv", index=False)
-    methods = {m: {"kind": k, "params": {"h": 2.0} if m == "nlm" else {}} for m, k, _, _ in rows}
-    (folder / "run.json").write_text(json.dumps({"methods": methods}))
+    methods = {m: MethodRecord(k, {"h": 2.0} if m == "nlm" else {}) for m, k, _, _ in rows}
+    RunRecord("bench run", "2026-12-01T00:00:00", "finished", DatasetRecord("pairs", str(folder), 3, 1024, 16383),
+              "estimate", None, methods, {}, None).write(folder)
     return folder
 
 
@@ -378,7 +380,7 @@ def test_best_in_run_picks_the_highest_exportable_score(tmp_path):
     only_reference = write_run(tmp_path / "run2", [("noisy", "reference", 40.0, 0)])
     with pytest.raises(BenchError, match="no classical or learned method scored every image"):
         best_in_run(only_reference)
-    with pytest.raises(BenchError, match="not a finished run folder"):
+    with pytest.raises(BenchError, match="not a `bench run` folder"):
         best_in_run(tmp_path / "missing")
 
 

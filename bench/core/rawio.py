@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from bench.core.errors import BenchError
+from bench.core.files import atomic_write
 
 COMPETITION_BLACK_LEVEL = 1024
 COMPETITION_WHITE_LEVEL = 16383
@@ -308,20 +308,14 @@ def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: 
     """Write ``data`` to a temporary file beside ``path``, check it (size, and rawpy reads back exactly
     ``mosaic``), then rename it into place: a crash or a failed check never leaves a bad file at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # the permissions of a normally created file, not mkstemp's 0600
+
+    def write_and_check(tmp: Path) -> None:
+        tmp.write_bytes(data)
         size = tmp.stat().st_size
         if expected_size is not None and size != expected_size:
             raise BenchError(f"{path}: written file has {size} bytes, template had {expected_size}")
         back = read_dng(tmp).mosaic
         if back.shape != mosaic.shape or not np.array_equal(back, mosaic):
             raise BenchError(f"{path}: re-reading the written DNG does not give back the written pixels")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write_and_check)

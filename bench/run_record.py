@@ -1,0 +1,162 @@
+"""``run.json``: what a run was (command, dataset, noise mode, bursts, methods and their parameters,
+versions, code) and how it ended. Written by ``bench run``; read back by ``bench report`` and
+``bench export --best``. One dataclass per part, each checked when read: a damaged or foreign file is a
+BenchError naming it and the field at fault, never a default silently put in its place."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.burst import BurstSpec
+from bench.core.errors import BenchError
+from bench.core.files import atomic_write_text
+
+RUN_FILE = "run.json"
+STATUSES = ("running", "finished", "interrupted")
+
+
+class _Fields:
+    """Typed access to one JSON object of ``path`` (``where`` names it in messages)."""
+
+    def __init__(self, data: Any, path: Path, where: str):
+        if not isinstance(data, dict):
+            raise BenchError(f"{path}: {where} is not a JSON object")
+        self.data, self.path, self.where = data, path, where
+
+    def get(self, name: str, kind: type | tuple[type, ...], optional: bool = False):
+        if name not in self.data or self.data[name] is None:
+            if optional:
+                return None
+            raise BenchError(f"{self.path}: {self.where} has no {name!r}")
+        value = self.data[name]
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
+            raise BenchError(f"{self.path}: {self.where}.{name} is {value!r}, not {_names(kind)}")
+        return value
+
+
+def _as_tuple(kind) -> tuple:
+    return kind if isinstance(kind, tuple) else (kind,)
+
+
+def _names(kind) -> str:
+    return " or ".join(k.__name__ for k in _as_tuple(kind))
+
+
+def _legacy_origin(name: str) -> str:
+    """The origin of a dataset in a run.json written before ``origin`` was recorded (2026-12): the
+    embedded set was the one named "embedded"."""
+    return "embedded" if name == "embedded" else "folder"
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """The dataset a run scored: ``origin`` "embedded" (the suite's own, rebuilt on demand) or "folder"."""
+
+    name: str
+    root: str
+    images: int
+    black_level: int
+    white_level: int
+    origin: str = "folder"
+
+
+@dataclass(frozen=True)
+class MethodRecord:
+    """One method of a run: its kind, the parameter values it ran with, why it could not run (or None)."""
+
+    kind: str
+    params: dict
+    unavailable: str | None = None
+
+
+@dataclass(frozen=True)
+class BurstRecord:
+    """The frames burst methods received: real ones from the dataset, or synthetic ones made with these
+    settings (``bench.burst``)."""
+
+    frames: int
+    source: str
+    max_shift_pixels: float | None = None
+    max_rotation_degrees: float | None = None
+    seed: int | None = None
+    generator_noise: str | None = None
+
+    @classmethod
+    def of(cls, spec: BurstSpec | None, real_frames_folder: Path | None) -> "BurstRecord | None":
+        """The record of ``spec`` (None for one-frame runs); ``real_frames_folder`` when the frames are real."""
+        if spec is None or spec.frames == 1:
+            return None
+        if real_frames_folder is not None:
+            return cls(spec.frames, f"real frames from {real_frames_folder}")
+        return cls(spec.frames, "synthetic (bench.burst)", spec.max_shift, spec.max_rotation, spec.seed,
+                   "the dataset's true profile where known, else estimated from frame 0")
+
+    def spec(self) -> BurstSpec:
+        """The BurstSpec that makes these frames again."""
+        if self.max_shift_pixels is None:  # real frames: only their number matters
+            return BurstSpec(self.frames)
+        return BurstSpec(self.frames, self.max_shift_pixels, self.max_rotation_degrees, self.seed)
+
+
+@dataclass
+class RunRecord:
+    """Everything ``run.json`` holds. ``finished``, ``dataset_fingerprint``, ``results`` and ``execution``
+    are set when the run ends (also when interrupted)."""
+
+    command: str
+    started: str
+    status: str
+    dataset: DatasetRecord
+    noise: str
+    burst: BurstRecord | None
+    methods: dict[str, MethodRecord]
+    versions: dict[str, str]
+    git_commit: str | None
+    finished: str | None = None
+    dataset_fingerprint: str | None = None
+    results: dict[str, int] = field(default_factory=dict)
+    execution: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, run_dir: Path) -> None:
+        """Write ``run_dir/run.json`` atomically."""
+        atomic_write_text(Path(run_dir) / RUN_FILE, json.dumps(dataclasses.asdict(self), indent=2, default=str) + "\n")
+
+    @classmethod
+    def read(cls, run_dir: Path) -> "RunRecord":
+        """Read and check ``run_dir/run.json``; BenchError naming the file and the field on any problem."""
+        path = Path(run_dir) / RUN_FILE
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise BenchError(f"{run_dir}: not a `bench run` folder (no {RUN_FILE})") from None
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"{path}: cannot be read ({exc})") from None
+        top = _Fields(data, path, "run.json")
+        status = top.get("status", str)
+        if status not in STATUSES:
+            raise BenchError(f"{path}: status is {status!r}, not one of {STATUSES}")
+        noise = top.get("noise", str)
+        if noise not in ("estimate", "oracle"):
+            raise BenchError(f"{path}: noise is {noise!r}, not 'estimate' or 'oracle'")
+        ds = _Fields(top.get("dataset", dict), path, "dataset")
+        dataset = DatasetRecord(ds.get("name", str), ds.get("root", str), ds.get("images", int),
+                                ds.get("black_level", int), ds.get("white_level", int),
+                                ds.get("origin", str, optional=True) or _legacy_origin(ds.get("name", str)))
+        methods = {}
+        for name, value in top.get("methods", dict).items():
+            m = _Fields(value, path, f"methods.{name}")
+            methods[name] = MethodRecord(m.get("kind", str), m.get("params", dict), m.get("unavailable", str, True))
+        burst = None
+        if top.get("burst", dict, optional=True) is not None:
+            b = _Fields(data["burst"], path, "burst")
+            burst = BurstRecord(b.get("frames", int), b.get("source", str),
+                                b.get("max_shift_pixels", (int, float), True), b.get("max_rotation_degrees", (int, float), True),
+                                b.get("seed", int, True), b.get("generator_noise", str, True))
+        return cls(top.get("command", str), top.get("started", str), status, dataset, noise, burst, methods,
+                   top.get("versions", dict, optional=True) or {}, top.get("git_commit", str, optional=True),
+                   top.get("finished", str, optional=True), top.get("dataset_fingerprint", str, optional=True),
+                   top.get("results", dict, optional=True) or {}, top.get("execution", dict, optional=True) or {})
