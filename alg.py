@@ -405,7 +405,7 @@ class RawImage:
 
     def normalized_packed(self) -> np.ndarray:
         """``(H/2, W/2, 4)`` float32 in [0, 1] (values below black / above white are clipped)."""
-        return np.clip(normalize(pack(self.mosaic), self.black_level, self.white_level), 0.0, 1.0)
+        return pack_normalized(self.mosaic, self.black_level, self.white_level)
 
 
 @dataclass(frozen=True)
@@ -547,6 +547,12 @@ def unpack(packed: np.ndarray) -> np.ndarray:
     for plane, (r, c) in enumerate(PLANE_OFFSETS):
         mosaic[r::2, c::2] = packed[..., plane]
     return mosaic
+
+
+def pack_normalized(mosaic: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
+    """What a method receives: the ``(H, W)`` mosaic packed, normalised and clipped -> ``(H/2, W/2, 4)``
+    float32 in [0, 1]."""
+    return np.clip(normalize(pack(mosaic), black_level, white_level), 0.0, 1.0)
 
 
 def normalize(raw: np.ndarray, black_level: int, white_level: int) -> np.ndarray:

@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.core.demosaic import demosaic, mosaic_rgb
 from bench.core.noise_model import NoiseProfile, add_noise
-from bench.core.rawio import denormalize, normalize, pack
+from bench.core.rawio import denormalize, normalize, pack_normalized
 
 DEFAULT_SEED = 8
 DEFAULT_MAX_SHIFT = 2.0
@@ -123,7 +123,7 @@ def move_image(rgb: np.ndarray, motion: FrameMotion) -> np.ndarray:
 
 def packed_frames(mosaics: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
     """``(N, H, W)`` uint16 mosaics -> ``(N, H/2, W/2, 4)`` float32 normalised packed frames in [0, 1]."""
-    return np.stack([np.clip(normalize(pack(m), black_level, white_level), 0.0, 1.0) for m in mosaics])
+    return np.stack([pack_normalized(m, black_level, white_level) for m in mosaics])
 
 
 def _rng(spec: BurstSpec, image_id: str, frame: int, stream: int) -> np.random.Generator:

@@ -436,7 +436,7 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
     """The crop rows of the page; never raises for a dataset or method problem (they become notes and
     placeholders)."""
     from bench.evaluation import evaluate, load_inputs
-    from bench.core.rawio import normalize, pack, read_dng
+    from bench.core.rawio import pack_normalized, read_dng
 
     references = {m for m in methods if _method_kind(folder, m) == "reference"}
     chosen = choose_crop_images(folder.per_image, references)
@@ -471,7 +471,7 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
         except Exception as exc:
             notes.append(f"Image {image_id} ({role}) could not be read ({_one_line(exc)}); no crop.")
             continue
-        gt_packed = np.clip(normalize(pack(pair.gt.mosaic), dataset.black_level, dataset.white_level), 0.0, 1.0)
+        gt_packed = pack_normalized(pair.gt.mosaic, dataset.black_level, dataset.white_level)
         window = detail_window(gt_packed)
         rendering = rendering_from_ground_truth(gt_packed, pair.gt.cfa)
 

@@ -193,11 +193,11 @@ class PairSampler:
 
     def validation_pairs(self) -> list[tuple[np.ndarray, np.ndarray, NoiseProfile]]:
         """The held-out pairs' central crops (at most 256 x 256 packed), as ``(noisy, clean, profile)``."""
-        from bench.core.rawio import normalize, pack
+        from bench.core.rawio import pack_normalized
 
         pairs = []
         for noisy_mosaic, gt_mosaic, profile, dataset in self.held_out:
-            packed = [np.clip(normalize(pack(m), dataset.black_level, dataset.white_level), 0, 1)
+            packed = [pack_normalized(m, dataset.black_level, dataset.white_level)
                       for m in (noisy_mosaic, gt_mosaic)]
             height, width = packed[0].shape[:2]
             top, left = max((height - 256) // 2, 0), max((width - 256) // 2, 0)
@@ -206,7 +206,7 @@ class PairSampler:
         return pairs
 
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, NoiseProfile]:
-        from bench.core.rawio import normalize, pack
+        from bench.core.rawio import pack_normalized
 
         noisy_mosaic, gt_mosaic, profile, dataset = self.items[int(rng.integers(len(self.items)))]
         side = 2 * self.patch + 2
@@ -216,7 +216,7 @@ class PairSampler:
         out = []
         for mosaic in (noisy_mosaic, gt_mosaic):
             crop = bayer_augment(mosaic[top:top + side, left:left + side], *flips)
-            out.append(np.clip(normalize(pack(crop), dataset.black_level, dataset.white_level), 0, 1))
+            out.append(pack_normalized(crop, dataset.black_level, dataset.white_level))
         return out[0], out[1], profile
 
 
