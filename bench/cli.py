@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import json
 import os
 import re
@@ -19,7 +18,6 @@ import sys
 import tempfile
 import threading
 import traceback
-import warnings
 from pathlib import Path
 
 from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
@@ -135,7 +133,7 @@ def _build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(handler=_cmd_tune)
 
     training = commands.add_parser("train", help="train a packed-RAW network (nafnet or dncnn)")
-    training.add_argument("network", choices=("nafnet", "dncnn"))
+    training.add_argument("network", help="the learned method whose network to train (e.g. nafnet, dncnn)")
     training.add_argument("--clean-dir", type=Path, action="append", default=[],
                           help="folder of clean sRGB images for synthetic pairs (repeatable)")
     training.add_argument("--data", type=Path, help="competition-layout folder of real training pairs")
@@ -344,7 +342,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from bench.train import TrainConfig, check_output_folder, log_to_stderr, train
+    from methods.toolkit.learned import learned_method_class
 
+    learned_method_class(args.network)  # BenchError naming the networks there are
     out = args.out or Path("checkpoints") / args.network
     ensure_writable_folder(out, "--out")
     check_output_folder(out, resume=args.resume, overwrite=args.overwrite)  # before the data is read
@@ -609,44 +609,15 @@ def _address_problem(address: str) -> str | None:
     return None
 
 
-def _is_integer(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-#: The JSON values a network setting takes, by the type of its default: (what to say, the test).
-SETTING_TYPES = {
-    bool: ("true or false", lambda value: isinstance(value, bool)),
-    int: ("an integer", _is_integer),
-    tuple: ("a list of integers", lambda value: isinstance(value, list) and all(map(_is_integer, value))),
-}
-
-
 def parse_network_config(text: str, network: str) -> dict:
-    """``bench train --config``: a JSON object of settings of ``network``'s constructor; BenchError naming the
-    key that it does not take or that has the wrong type, or the problem building the network."""
-    from methods.toolkit.learned import build_network, network_class
-    from bench.train import DEFAULT_CONFIGS
+    """``bench train --config``: JSON text -> the checked settings (``check_network_config``)."""
+    from methods.toolkit.learned import check_network_config
 
     try:
         config = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BenchError(f"--config: not valid JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise BenchError(f'--config: must be a JSON object such as {{"width": 32}}, not {text}')
-    defaults = {name: p.default for name, p in inspect.signature(network_class(network)).parameters.items()}
-    for key, value in config.items():
-        if key not in defaults:
-            raise BenchError(f"--config: {network} has no setting {key!r} (it has {', '.join(defaults)})")
-        what, accepts = SETTING_TYPES.get(type(defaults[key]), ("anything", lambda value: True))
-        if not accepts(value):
-            raise BenchError(f"--config: {key!r} must be {what}, not {json.dumps(value)}")
-    try:
-        with warnings.catch_warnings():  # torch warns about zero-sized layers before it fails on them
-            warnings.simplefilter("ignore")
-            build_network(network, {**DEFAULT_CONFIGS[network], **config})
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise BenchError(f"--config: {network} cannot be built with {text} ({first_line(exc)})") from None
-    return config
+    return check_network_config(network, config, text)
 
 
 # -------------------------------------------------------------------------------- failures nobody expected

@@ -33,17 +33,11 @@ import numpy as np
 from bench import provenance
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write
-from methods.toolkit.learned import CHECKPOINT_FORMAT, build_network, load_checkpoint
+from methods.toolkit.learned import CHECKPOINT_FORMAT, build_network, learned_method_class, load_checkpoint
 from bench.core.noise_model import A_RANGE, B_RANGE, NoiseProfile, add_noise
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-#: Default network configurations: the CPU ones are what a 2-core machine can train in about an hour.
-DEFAULT_CONFIGS = {
-    "nafnet": {"width": 16, "encoder_blocks": [1, 1, 2], "middle_blocks": 2, "decoder_blocks": [1, 1, 1],
-               "noise_map": True},
-    "dncnn": {"depth": 12, "features": 48, "noise_map": True, "batch_norm": False},
-}
 
 
 @dataclass
@@ -304,8 +298,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
 
     from methods.toolkit.inference import network_input, pick_device
 
-    if config.network not in DEFAULT_CONFIGS:
-        raise BenchError(f"unknown network {config.network!r}: choose from {sorted(DEFAULT_CONFIGS)}")
+    method = learned_method_class(config.network)  # BenchError naming the networks there are
     check_output_folder(Path(config.out), config.resume, config.overwrite)
     if not config.clean_dirs and config.data is None:
         raise BenchError("give training data: --clean-dir DIR (clean sRGB images) and/or --data DIR (pairs)")
@@ -324,7 +317,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
         saved = dict(state["train_config"])
         config = dataclasses.replace(config, net_config=saved["net_config"], batch=saved["batch"],
                                      patch=saved["patch"], lr=saved["lr"], loss=saved["loss"], seed=saved["seed"])
-    net_config = {**DEFAULT_CONFIGS[config.network], **config.net_config}
+    net_config = {**method.training_config, **config.net_config}
     config = dataclasses.replace(config, net_config=net_config)
 
     samplers, sources = [], []

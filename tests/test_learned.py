@@ -208,3 +208,28 @@ def test_train_on_real_pairs_validates_on_held_out_pairs(pair_folder, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "2 training pairs" in result.stderr and "1 held out" in result.stderr
     assert "validation at step 1" in result.stderr and "validation at step 2" in result.stderr
+
+
+def test_a_new_network_is_its_method_file_alone(monkeypatch, pair_folder, tmp_path):
+    """A learned method class naming its network module is all training and loading need: no switch on
+    network names anywhere in the harness (before, train, cli and learned each listed nafnet and dncnn)."""
+    from dataclasses import dataclass
+
+    from bench.train import TrainConfig, train
+    from methods.toolkit.learned import LearnedMethod
+    from tests.helpers import register_for_test
+
+    @dataclass
+    class TinyNet(LearnedMethod):
+        """A three-layer DnCNN under its own name."""
+
+        network = "_tiny"
+        network_module = "methods.networks.dncnn"
+        network_class_name = "DnCNN"
+        training_config = {"depth": 3, "features": 8, "noise_map": True, "batch_norm": False}
+
+    register_for_test(monkeypatch, "_tiny", TinyNet)
+    best = train(TrainConfig("_tiny", tmp_path / "run", steps=2, data=pair_folder, batch=2, patch=16, val_every=2),
+                 log=lambda message: None)
+    net = load_network(best, "_tiny")
+    assert net.config["depth"] == 3 and net.config["features"] == 8

@@ -11,6 +11,10 @@ Training checkpoints carry the optimiser, schedule and step as well (``bench.tra
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -20,35 +24,68 @@ import numpy as np
 from bench.core.errors import BenchError, first_line
 from methods.toolkit.inference import network_input, pick_device, run_tiled
 from methods.base import Method, NoisyRaw, at_least, param
+from methods.registry import get_method_class, list_methods
 
 CHECKPOINT_FORMAT = "raw-bench-checkpoint-1"
 #: Where shipped weights live: ``methods/weights/<network>.pth`` with a model card ``<network>.md``.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
+def learned_method_class(network: str) -> "type[LearnedMethod]":
+    """The registered learned method ``network`` (a network's name is its method's name); BenchError naming
+    the learned methods otherwise."""
+    cls = get_method_class(network)
+    if not issubclass(cls, LearnedMethod):
+        learned = [name for name in list_methods() if issubclass(get_method_class(name), LearnedMethod)]
+        raise BenchError(f"{network!r} is not a learned method; the networks are: {', '.join(learned)}")
+    return cls
+
+
 def network_class(network: str):
-    """The torch module class of ``network`` ("nafnet" or "dncnn")."""
-    if network == "nafnet":
-        from methods.networks.nafnet import NAFNet
-
-        return NAFNet
-    if network == "dncnn":
-        from methods.networks.dncnn import DnCNN
-
-        return DnCNN
-    raise ValueError(f"unknown network {network!r}")
+    """The torch module class of ``network``: ``network_class_name`` in ``network_module``, as its method
+    file declares them (importing it imports torch)."""
+    cls = learned_method_class(network)
+    return getattr(importlib.import_module(cls.network_module), cls.network_class_name)
 
 
 def build_network(network: str, config: dict):
-    """The untrained torch module ``network`` ("nafnet" or "dncnn") with constructor arguments ``config``
-    (settings added after a checkpoint was written take their defaults)."""
-    cls = network_class(network)
-    if network == "nafnet":
-        return cls(width=config["width"], encoder_blocks=tuple(config["encoder_blocks"]),
-                   middle_blocks=config["middle_blocks"], decoder_blocks=tuple(config["decoder_blocks"]),
-                   noise_map=config["noise_map"], pool_window=config.get("pool_window", 64))
-    return cls(depth=config["depth"], features=config["features"], noise_map=config["noise_map"],
-               batch_norm=config.get("batch_norm", False))
+    """The untrained torch module ``network`` with constructor arguments ``config`` (settings added after a
+    checkpoint was written take the constructor's defaults)."""
+    return network_class(network)(**config)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+#: The JSON values a network setting takes, by the type of its constructor default: (what to say, the test).
+SETTING_TYPES = {
+    bool: ("true or false", lambda value: isinstance(value, bool)),
+    int: ("an integer", _is_integer),
+    tuple: ("a list of integers", lambda value: isinstance(value, list) and all(map(_is_integer, value))),
+}
+
+
+def check_network_config(network: str, config: object, shown: str) -> dict:
+    """Settings over ``network``'s training defaults (``bench train --config``, shown to the user as
+    ``shown``): a dict of constructor arguments of the right types that build a network; BenchError naming
+    the key or the problem otherwise."""
+    if not isinstance(config, dict):
+        raise BenchError(f'--config: must be a JSON object such as {{"width": 32}}, not {shown}')
+    defaults = {name: p.default for name, p in inspect.signature(network_class(network)).parameters.items()}
+    for key, value in config.items():
+        if key not in defaults:
+            raise BenchError(f"--config: {network} has no setting {key!r} (it has {', '.join(defaults)})")
+        what, accepts = SETTING_TYPES.get(type(defaults[key]), ("anything", lambda value: True))
+        if not accepts(value):
+            raise BenchError(f"--config: {key!r} must be {what}, not {json.dumps(value)}")
+    try:
+        with warnings.catch_warnings():  # torch warns about zero-sized layers before it fails on them
+            warnings.simplefilter("ignore")
+            build_network(network, {**learned_method_class(network).training_config, **config})
+    except (ValueError, TypeError, RuntimeError) as exc:
+        raise BenchError(f"--config: {network} cannot be built with {shown} ({first_line(exc)})") from None
+    return config
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -104,11 +141,20 @@ def load_model_file(path: Path, network_class):
 
 @dataclass
 class LearnedMethod(Method):
-    """Base of the network methods: weights file, tiled blind inference. Subclasses set ``network``."""
+    """Base of the network methods: weights file, tiled blind inference.
+
+    A subclass (one file in ``methods/``) names its network and where it is defined, which is all the
+    harness needs to load, train and export it: ``network`` (= the registered method name), the torch module
+    class ``network_class_name`` in ``network_module`` (a file of ``methods/networks`` importing only torch),
+    and ``training_config``, the constructor arguments ``bench train`` starts from.
+    """
 
     kind = "learned"
     requires = {"torch": "torch"}
     network: ClassVar[str] = ""
+    network_module: ClassVar[str] = ""
+    network_class_name: ClassVar[str] = ""
+    training_config: ClassVar[dict] = {}
     weights: str = param("", "weights file (.pth from bench train); empty = the shipped weights")
     tile: int = param(512, "inference tile side in packed pixels (0 = whole image); bounds memory",
                       valid=at_least(0))
