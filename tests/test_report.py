@@ -232,7 +232,7 @@ def test_report_failure_after_a_run_is_one_line_and_keeps_the_tables(tiny_run, m
         raise RuntimeError("disk on fire\nsecond line")
 
     monkeypatch.setattr(report, "write_report", broken)
-    cli._report_after_run(tiny_run, interrupted=False)
+    cli.report_after_run(tiny_run, interrupted=False)
     assert capsys.readouterr().err == f"error: {tiny_run / 'report.html'}: report not written (disk on fire)\n"
     assert (tiny_run / "per_image.csv").is_file()
 
