@@ -38,7 +38,7 @@ PAIR_IDS = ["random", "random-heavy", "smooth", "smooth-light"]
 @pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
 def test_psnr_equals_skimage_with_fixed_data_range(pair):
     gt, out = pair
-    assert metrics.psnr(gt, out) == peak_signal_noise_ratio(gt, out, data_range=16383)
+    assert metrics.psnr(gt, out, data_range=16383) == peak_signal_noise_ratio(gt, out, data_range=16383)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
@@ -46,7 +46,7 @@ def test_psnr_equals_hand_formula(pair):
     gt, out = pair
     mse = np.mean((gt.astype(np.float64) - out.astype(np.float64)) ** 2)
     expected = 10.0 * math.log10(16383.0**2 / mse)
-    assert metrics.psnr(gt, out) == pytest.approx(expected, rel=1e-12)
+    assert metrics.psnr(gt, out, data_range=16383) == pytest.approx(expected, rel=1e-12)
 
 
 def test_psnr_data_range_is_16383_even_for_a_dim_image():
@@ -55,43 +55,43 @@ def test_psnr_data_range_is_16383_even_for_a_dim_image():
     out = gt.copy()
     out[0, 0] = 2010
     mse = 100.0 / 256.0
-    assert metrics.psnr(gt, out) == pytest.approx(10 * math.log10(16383.0**2 / mse), rel=1e-12)
+    assert metrics.psnr(gt, out, data_range=16383) == pytest.approx(10 * math.log10(16383.0**2 / mse), rel=1e-12)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
 def test_ssim_equals_skimage_2d(pair):
     gt, out = pair
-    assert metrics.ssim(gt, out) == structural_similarity(gt, out, data_range=16383)
+    assert metrics.ssim(gt, out, data_range=16383) == structural_similarity(gt, out, data_range=16383)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
 def test_ssim_col_equals_skimage_channel_axis(pair):
     gt, out = pair
-    assert metrics.ssim_col(gt, out) == structural_similarity(gt, out, data_range=16383, channel_axis=-1)
+    assert metrics.ssim_col(gt, out, data_range=16383) == structural_similarity(gt, out, data_range=16383, channel_axis=-1)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
 def test_ssim_col_is_mean_of_per_column_1d_ssims(pair):
     gt, out = pair
     per_column = [structural_similarity(gt[:, j], out[:, j], data_range=16383) for j in range(gt.shape[1])]
-    assert metrics.ssim_col(gt, out) == pytest.approx(float(np.mean(per_column)), rel=1e-12)
+    assert metrics.ssim_col(gt, out, data_range=16383) == pytest.approx(float(np.mean(per_column)), rel=1e-12)
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
 def test_ssim_col_differs_from_2d_ssim(pair):
     gt, out = pair
-    assert abs(metrics.ssim_col(gt, out) - metrics.ssim(gt, out)) > 1e-4
+    assert abs(metrics.ssim_col(gt, out, data_range=16383) - metrics.ssim(gt, out, data_range=16383)) > 1e-4
 
 
 def test_ssim_is_one_for_identical_images():
     gt, _ = _smooth_pair(5)
-    assert metrics.ssim(gt, gt) == pytest.approx(1.0)
-    assert metrics.ssim_col(gt, gt) == pytest.approx(1.0)
+    assert metrics.ssim(gt, gt, data_range=16383) == pytest.approx(1.0)
+    assert metrics.ssim_col(gt, gt, data_range=16383) == pytest.approx(1.0)
 
 
 def test_metrics_return_python_floats():
     gt, out = PAIRS[0]
-    for value in (metrics.psnr(gt, out), metrics.ssim(gt, out), metrics.ssim_col(gt, out)):
+    for value in (metrics.psnr(gt, out, data_range=16383), metrics.ssim(gt, out, data_range=16383), metrics.ssim_col(gt, out, data_range=16383)):
         assert type(value) is float
 
 
@@ -124,7 +124,7 @@ def test_score_generic_case_matches_written_out_formula():
 @pytest.mark.parametrize("pair", PAIRS, ids=PAIR_IDS)
 def test_score_mosaic_returns_consistent_numbers(pair):
     gt, out = pair
-    scores = metrics.score_mosaic(gt, out)
+    scores = metrics.score_mosaic(gt, out, data_range=16383)
     assert scores.psnr == peak_signal_noise_ratio(gt, out, data_range=16383)
     assert scores.ssim == structural_similarity(gt, out, data_range=16383)
     assert scores.ssim_col == structural_similarity(gt, out, data_range=16383, channel_axis=-1)
@@ -133,7 +133,7 @@ def test_score_mosaic_returns_consistent_numbers(pair):
 
 def test_score_mosaic_score_uses_2d_ssim_not_column_ssim():
     gt, out = _smooth_pair(6, noise=30.0)
-    scores = metrics.score_mosaic(gt, out)
+    scores = metrics.score_mosaic(gt, out, data_range=16383)
     # preconditions: both SSIMs count in the score and they differ, so the two candidate scores differ
     assert scores.ssim > 0.8 and scores.ssim_col > 0.8
     assert abs(scores.ssim - scores.ssim_col) > 1e-4
@@ -152,4 +152,12 @@ def test_metrics_reject_shape_mismatch_or_non_2d(function, shapes):
     gt = np.full(shapes[0], 2000, dtype=np.uint16)
     out = np.full(shapes[1], 2000, dtype=np.uint16)
     with pytest.raises(ValueError):
-        function(gt, out)
+        function(gt, out, data_range=16383)
+
+
+def test_data_range_is_required_everywhere():
+    """No metric defaults to the competition's white level: a caller for another sensor cannot forget it."""
+    import inspect
+
+    for function in (metrics.psnr, metrics.ssim, metrics.ssim_col, metrics.score_mosaic):
+        assert inspect.signature(function).parameters["data_range"].default is inspect.Parameter.empty

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
+from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 from bench.cli.commands import (cmd_export, cmd_list, cmd_noise, cmd_report, cmd_run, cmd_speed, cmd_train,
                                  cmd_tune, cmd_verify)
 
@@ -24,8 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = argparse.ArgumentParser(add_help=False)
     data.add_argument("--data", type=Path, help="dataset folder (competition layout); default: the embedded set")
     data.add_argument("--limit", type=int, help="use only the first N images")
-    data.add_argument("--black-level", type=int, default=1024, help="black level (competition: 1024)")
-    data.add_argument("--white-level", type=int, default=16383, help="white level (competition: 16383)")
+    data.add_argument("--black-level", type=int, default=COMPETITION_BLACK_LEVEL,
+                      help=f"black level (competition: {COMPETITION_BLACK_LEVEL})")
+    data.add_argument("--white-level", type=int, default=COMPETITION_WHITE_LEVEL,
+                      help=f"white level (competition: {COMPETITION_WHITE_LEVEL})")
     noise = argparse.ArgumentParser(add_help=False)
     noise.add_argument("--noise", choices=("estimate", "oracle"), default="estimate",
                        help="noise profile given to methods: estimated from each image (blind, default) or the "
@@ -117,8 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--script", type=Path, metavar="PATH",
                         help="only write the self-contained script (alg.py or network.py) to PATH: no data, "
                              "no zip, no verification")
-    export.add_argument("--black-level", type=int, default=1024, help="black level (competition: 1024)")
-    export.add_argument("--white-level", type=int, default=16383, help="white level (competition: 16383)")
+    export.add_argument("--black-level", type=int, default=COMPETITION_BLACK_LEVEL,
+                      help=f"black level (competition: {COMPETITION_BLACK_LEVEL})")
+    export.add_argument("--white-level", type=int, default=COMPETITION_WHITE_LEVEL,
+                      help=f"white level (competition: {COMPETITION_WHITE_LEVEL})")
     export.set_defaults(handler=cmd_export)
 
     verify = commands.add_parser("verify", help="check a submission folder written by `bench export`")

@@ -1,6 +1,6 @@
 """Competition metrics, computed on full unpacked uint16 mosaics (black level included).
 
-Definitions (``../shared/DESIGN.md`` section 1, ZTE 2022):
+Definitions (the ZTE 2022 protocol; README, *Scoring protocol*):
 
 * ``psnr``  = ``skimage.metrics.peak_signal_noise_ratio(gt, out, data_range=16383)``
 * ``ssim``  = ``skimage.metrics.structural_similarity(gt, out, data_range=16383)``: plain 2-D SSIM
@@ -9,7 +9,8 @@ Definitions (``../shared/DESIGN.md`` section 1, ZTE 2022):
   what the 2022 code's ``multichannel=True`` computed on scikit-image <= 0.19.
 * ``score`` = ``(0.8 * max(psnr - 30, 0) / 30 + 0.2 * max(ssim - 0.8, 0) / 0.2) * 100``, from the 2-D SSIM.
 
-``data_range`` is the fixed white level, never guessed from the data.
+``data_range`` (the white level, 16383 for the competition) is a required argument of every function: it is
+never guessed from the data, and never defaulted to the competition's.
 
 PSNR is capped at ``PSNR_CAP_DB`` = 100 dB: an output equal to its ground truth (mean squared error 0,
 PSNR infinite) counts as 100 dB, and its Score is computed from that capped value, so one perfect image
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DATA_RANGE = 16383
 #: Highest PSNR reported, in dB (see the module docstring).
 PSNR_CAP_DB = 100.0
 
@@ -33,7 +33,7 @@ def _check_pair(gt: np.ndarray, out: np.ndarray) -> None:
         raise ValueError(f"metrics need two (H, W) mosaics of one shape, got {gt.shape} and {out.shape}")
 
 
-def psnr(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float:
+def psnr(gt: np.ndarray, out: np.ndarray, data_range: int) -> float:
     """PSNR in dB of ``out`` against ``gt``: ``(H, W)`` integer mosaics; at most ``PSNR_CAP_DB`` (an
     identical pair gives exactly the cap, never infinity)."""
     from skimage.metrics import peak_signal_noise_ratio
@@ -44,7 +44,7 @@ def psnr(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float
     return min(float(peak_signal_noise_ratio(gt, out, data_range=data_range)), PSNR_CAP_DB)
 
 
-def ssim(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float:
+def ssim(gt: np.ndarray, out: np.ndarray, data_range: int) -> float:
     """2-D SSIM of ``out`` against ``gt`` (scikit-image defaults: 7x7 uniform window)."""
     from skimage.metrics import structural_similarity
 
@@ -52,7 +52,7 @@ def ssim(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float
     return float(structural_similarity(gt, out, data_range=data_range))
 
 
-def ssim_col(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> float:
+def ssim_col(gt: np.ndarray, out: np.ndarray, data_range: int) -> float:
     """Column-wise SSIM: the 2022 ``multichannel=True`` value (mean of the 1-D SSIM of every column)."""
     from skimage.metrics import structural_similarity
 
@@ -74,7 +74,7 @@ class ImageScores:
     score: float
 
 
-def score_mosaic(gt: np.ndarray, out: np.ndarray, data_range: int = DATA_RANGE) -> ImageScores:
+def score_mosaic(gt: np.ndarray, out: np.ndarray, data_range: int) -> ImageScores:
     """All four metrics for one image: ``(H, W)`` uint16 ground truth and result."""
     p = psnr(gt, out, data_range)
     s = ssim(gt, out, data_range)
