@@ -32,8 +32,8 @@ import numpy as np
 
 from bench import provenance
 from bench.core.errors import BenchError
-from bench.core.files import atomic_write
-from methods.toolkit.learned import CHECKPOINT_FORMAT, build_network, learned_method_class, load_checkpoint
+from methods.toolkit.checkpoint import Checkpoint, TrainingState
+from methods.toolkit.learned import build_network, learned_method_class
 from bench.core.noise_model import A_RANGE, B_RANGE, NoiseProfile, add_noise
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
@@ -313,8 +313,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
     if config.resume:
         if not (out / "last.pt").is_file():
             raise BenchError(f"{out / 'last.pt'}: nothing to resume")
-        state = load_checkpoint(out / "last.pt")
-        saved = dict(state["train_config"])
+        state = Checkpoint.load(out / "last.pt").training
+        if state is None:
+            raise BenchError(f"{out / 'last.pt'}: holds weights but no training state to resume")
+        saved = dict(state.train_config)
         config = dataclasses.replace(config, net_config=saved["net_config"], batch=saved["batch"],
                                      patch=saved["patch"], lr=saved["lr"], loss=saved["loss"], seed=saved["seed"])
     net_config = {**method.training_config, **config.net_config}
@@ -353,9 +355,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine)
     step, best_score, history = 0, -math.inf, []
     if state is not None:
-        net.load_state_dict(state["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, best_score, history = state["step"], state["best_score"], state["history"]
+        net.load_state_dict(Checkpoint.load(out / "last.pt").state_dict)
+        optimizer.load_state_dict(state.optimizer)
+        step, best_score, history = state.step, state.best_score, state.history
         schedule.last_epoch = step
         for group in optimizer.param_groups:
             group["lr"] = config.lr * cosine(step)
@@ -395,15 +397,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
                 + ("  (best so far, saved)" if improved else ""))
             card = _model_card(config, parameters, step, history, sources, device)
             if improved:
-                _save_weights(out / "best.pth", config.network, net_config, net, card)
+                Checkpoint.of(config.network, net, card).save(out / "best.pth")
                 (out / "model_card.md").write_text(_card_markdown(card))
-            _save_training_state(out / "last.pt", config, net_config, net, optimizer, schedule, step, best_score,
+            _save_training_state(out / "last.pt", config, net, optimizer, schedule, step, best_score,
                                  history, card)
     if validation is None:
         card = _model_card(config, parameters, step, history, sources, device)
-        _save_weights(out / "best.pth", config.network, net_config, net, card)
+        Checkpoint.of(config.network, net, card).save(out / "best.pth")
         (out / "model_card.md").write_text(_card_markdown(card))
-        _save_training_state(out / "last.pt", config, net_config, net, optimizer, schedule, step, best_score,
+        _save_training_state(out / "last.pt", config, net, optimizer, schedule, step, best_score,
                              history, card)
     return out / "best.pth"
 
@@ -440,25 +442,12 @@ def _card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _save_weights(path: Path, network: str, net_config: dict, net, card: dict) -> None:
-    import torch
-
-    checkpoint = {"format": CHECKPOINT_FORMAT, "network": network, "config": net_config,
-                  "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "card": card}
-    atomic_write(path, lambda tmp: torch.save(checkpoint, tmp))
-
-
-def _save_training_state(path: Path, config: TrainConfig, net_config: dict, net, optimizer, schedule, step: int,
+def _save_training_state(path: Path, config: TrainConfig, net, optimizer, schedule, step: int,
                          best_score: float, history: list[dict], card: dict) -> None:
-    import torch
-
     saved_config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
     saved_config["clean_dirs"] = [str(p) for p in config.clean_dirs]
-    state = {"format": CHECKPOINT_FORMAT, "network": config.network, "config": net_config,
-             "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()}, "card": card,
-             "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(), "step": step,
-             "best_score": best_score, "history": history, "train_config": saved_config}
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    training = TrainingState(optimizer.state_dict(), schedule.state_dict(), step, best_score, history, saved_config)
+    Checkpoint.of(config.network, net, card, training).save(path)
 
 
 def _duration(seconds: float) -> str:

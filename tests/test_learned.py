@@ -12,7 +12,8 @@ from bench.core.errors import BenchError  # noqa: E402
 from methods.toolkit.inference import network_input, run_tiled, tile_starts  # noqa: E402
 from methods.toolkit.learned import build_network, load_network  # noqa: E402
 from bench.core.noise_model import NoiseProfile  # noqa: E402
-from bench.train import (TrainConfig, _save_weights, bayer_augment, synthetic_pair,  # noqa: E402
+from methods.toolkit.checkpoint import Checkpoint  # noqa: E402
+from bench.train import (TrainConfig, bayer_augment, synthetic_pair,  # noqa: E402
                          training_loss)
 from methods.base import NoisyRaw  # noqa: E402
 from methods.registry import create_method  # noqa: E402
@@ -79,7 +80,7 @@ def test_tile_starts_cover_the_image_with_overlap():
 def test_method_loads_a_weights_file_and_denoises(network, tmp_path):
     path = tmp_path / f"{network}.pth"
     net = _tiny(network)
-    _save_weights(path, network, TINY[network], net, {"note": "test"})
+    Checkpoint.of(network, net, {"note": "test"}).save(path)
     raw = NoisyRaw(_noisy_image()[None], "BGGR", lambda: PROFILE, "test")
     method = create_method(network, {"weights": str(path), "tile": 48, "overlap": 16})
     first, second = method.denoise(raw), create_method(network, {"weights": str(path)}).denoise(raw)
@@ -91,7 +92,7 @@ def test_method_loads_a_weights_file_and_denoises(network, tmp_path):
 
 def test_checkpoint_round_trip(tmp_path):
     net = _tiny("nafnet", seed=3)
-    _save_weights(tmp_path / "w.pth", "nafnet", TINY["nafnet"], net, {})
+    Checkpoint.of("nafnet", net, {}).save(tmp_path / "w.pth")
     loaded = load_network(tmp_path / "w.pth", "nafnet")
     x = torch.rand(1, 8, 16, 16)
     with torch.no_grad():
@@ -233,3 +234,20 @@ def test_a_new_network_is_its_method_file_alone(monkeypatch, pair_folder, tmp_pa
                  log=lambda message: None)
     net = load_network(best, "_tiny")
     assert net.config["depth"] == 3 and net.config["features"] == 8
+
+
+def test_a_damaged_weights_file_names_the_field_at_fault(tmp_path):
+    import torch
+
+    from bench.core.errors import BenchError
+    from methods.toolkit.checkpoint import CHECKPOINT_FORMAT
+
+    path = tmp_path / "w.pth"
+    torch.save({"format": CHECKPOINT_FORMAT, "network": "nafnet", "config": [1, 2], "state_dict": {}, "card": {}},
+               path)
+    with pytest.raises(BenchError, match=r"w.pth: config is list, not dict"):
+        Checkpoint.load(path)
+    torch.save({"format": CHECKPOINT_FORMAT, "network": "nafnet", "config": {}, "state_dict": {}, "card": {},
+                "step": 3}, path)
+    with pytest.raises(BenchError, match="a training checkpoint without optimizer"):
+        Checkpoint.load(path)

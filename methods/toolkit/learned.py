@@ -1,13 +1,5 @@
-"""What the learned methods share: checkpoint files, building the network, blind inference.
-
-A weights file (``.pth``, written by ``bench train`` or shipped in ``methods/weights/``) is a
-``torch.save`` dictionary::
-
-    {"format": CHECKPOINT_FORMAT, "network": "nafnet" | "dncnn", "config": {constructor arguments},
-     "state_dict": {...}, "card": {model card: data, steps, validation score, commit, ...}}
-
-Training checkpoints carry the optimiser, schedule and step as well (``bench.train``); either kind loads here.
-"""
+"""What the learned methods share: finding a network through its method file, building it, loading its
+weights (``methods.toolkit.checkpoint``) and blind tiled inference."""
 
 from __future__ import annotations
 
@@ -22,11 +14,11 @@ from typing import ClassVar
 import numpy as np
 
 from bench.core.errors import BenchError, first_line
+from methods.toolkit.checkpoint import CHECKPOINT_FORMAT, Checkpoint
 from methods.toolkit.inference import network_input, pick_device, run_tiled
 from methods.base import Method, NoisyRaw, at_least, param
 from methods.registry import get_method_class, list_methods
 
-CHECKPOINT_FORMAT = "raw-bench-checkpoint-1"
 #: Where shipped weights live: ``methods/weights/<network>.pth`` with a model card ``<network>.md``.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -105,11 +97,11 @@ def load_checkpoint(path: Path) -> dict:
 
 def load_network(path: Path, expected_network: str):
     """The network stored in ``path``, in eval mode on the CPU; BenchError if it is another network."""
-    data = load_checkpoint(path)
-    if data["network"] != expected_network:
-        raise BenchError(f"{path}: holds a {data['network']} network, not {expected_network}")
-    net = build_network(data["network"], data["config"])
-    net.load_state_dict(data["state_dict"])
+    checkpoint = Checkpoint.load(path)
+    if checkpoint.network != expected_network:
+        raise BenchError(f"{path}: holds a {checkpoint.network} network, not {expected_network}")
+    net = build_network(checkpoint.network, checkpoint.config)
+    net.load_state_dict(checkpoint.state_dict)
     return net.eval()
 
 
