@@ -3,28 +3,38 @@ side by side with the library each wraps called directly.
 
 The frame is a competition-size (3472 x 4624 by default) BGGR mosaic made by tiling the embedded set's
 ground truths, with the organisers' noise at a mid-range profile. Each measurement runs in a fresh child
-process (so one's memory does not count against the next, and the peak resident memory of the process and
-its children is that measurement's alone); the noise profile given to a method is the true one, so the
-estimator's time is not included (``bench noise`` times that).
+process, ``python -m bench.speed`` (``main``, which calls ``measure``), so one's memory does not count
+against the next and the peak resident memory of the process and its children is that measurement's alone.
+A method is timed by ``bench.evaluation.timed_denoise``, the call ``bench run`` times; the noise profile it
+is given is the true one, so the estimator's time is not included (``bench noise`` times that).
 
-For a method that wraps a library (bilateral and nlm: OpenCV; bm3d: the bm3d package), the same run also
-times that library called directly on the same frame with the method's settings: one call on the 4-plane
-image, no variance stabilisation, no tiling, the library's own threading. The ratio of the two, measured
-minutes apart on the same machine, says what the wrapper costs or gains. Learned methods are timed on the
-CPU and, when torch sees one, on CUDA (fp32 and fp16).
+For a method that wraps a library (it names the call in ``wrapped_library``: bilateral and nlm, OpenCV;
+bm3d, the bm3d package), the same run also times that library called directly on the same frame with the
+method's settings, as the method's own ``library_call`` makes it: one call on the 4-plane image, no
+variance stabilisation, no tiling, the library's own threading. The ratio of the two, measured minutes
+apart on the same machine, says what the wrapper costs or gains. Learned methods are timed on the CPU and,
+when torch sees one, on CUDA (fp32 and fp16).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from bench.core.errors import first_line
 from bench.core.noise_model import NoiseProfile, add_noise
+from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, pack_normalized
+from methods.base import Method, NoisyRaw
+from methods.registry import create_method, get_method_class
 
 
 COMPETITION_SIZE = (3472, 4624)
@@ -50,84 +60,66 @@ def full_size_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
             left += w
             row_height = max(row_height, h)
         top += row_height
-    return add_noise(mosaic, SPEED_PROFILE.a, SPEED_PROFILE.b, np.random.default_rng(seed), 1024, 16383)
+    return add_noise(mosaic, SPEED_PROFILE.a, SPEED_PROFILE.b, np.random.default_rng(seed),
+                     COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
 
 
 #: Calls faster than this are timed three times and the fastest is kept (one call of a few seconds is at
 #: the mercy of whatever else the machine does).
 REPEAT_BELOW_SECONDS = 10.0
-#: The library call each wrapping method makes, run directly by ``reference_denoise``.
-REFERENCES = {"bilateral": "cv2.bilateralFilter", "nlm": "cv2.fastNlMeansDenoising", "bm3d": "bm3d.bm3d"}
 
 
-def reference_denoise(name: str, params: dict, packed: np.ndarray) -> np.ndarray:
-    """The library behind method ``name`` called directly, once, on the ``(h, w, 4)`` float32 packed frame
-    with the method's settings (``params`` over its defaults) and the noise std of the speed profile at
-    mid-grey; returns the ``(h, w, 4)`` result. What the method adds (stabilisation, tiling, processes) is
-    left out on purpose: this is the baseline its speed is compared with."""
-    from methods.registry import create_method
+def fastest_call(call: Callable[[], tuple[np.ndarray, float]]) -> tuple[np.ndarray, float]:
+    """Run ``call`` (-> output, seconds) once, or three times when it takes under ``REPEAT_BELOW_SECONDS``;
+    returns the last output and the fewest seconds."""
+    times: list[float] = []
+    while not times or (len(times) < 3 and min(times) < REPEAT_BELOW_SECONDS):
+        out, seconds = call()
+        times.append(seconds)
+    return out, min(times)
 
-    settings = create_method(name, params).param_values()
+
+def timed_library_call(method: Method, packed: np.ndarray) -> tuple[np.ndarray, float]:
+    """The library ``method`` wraps, called directly once (``Method.library_call``) on the ``(h, w, 4)``
+    packed frame with the noise std of the speed profile at mid-grey, and the seconds it took."""
     sigma = float(SPEED_PROFILE.std(np.float32(0.5)))
-    if name == "bilateral":
-        import cv2
+    started = time.perf_counter()
+    out = method.library_call(packed, sigma)
+    return out, time.perf_counter() - started
 
-        return np.stack([cv2.bilateralFilter(np.ascontiguousarray(packed[..., k]), settings["diameter"],
-                                             settings["sigma_color"] * sigma, settings["sigma_space"])
-                         for k in range(4)], axis=-1)
-    if name == "nlm":
-        import cv2
 
-        levels = np.round(np.clip(packed, 0, 1) * 65535).astype(np.uint16)
-        return cv2.fastNlMeansDenoising(levels, h=[settings["h"] * sigma * 65535],
-                                        templateWindowSize=settings["template_window"] | 1,
-                                        searchWindowSize=settings["search_window"] | 1, normType=cv2.NORM_L1)
-    if name == "bm3d":
-        import bm3d
+def measure(frame_path: Path, method_name: str, params: dict, reference: bool = False) -> dict:
+    """One measurement, in this process: ``method_name`` with ``params`` (or, with ``reference``, the library
+    it wraps called directly) on the saved ``(H, W)`` uint16 frame, timed as ``fastest_call`` says; returns
+    ``{"seconds": the fastest call, "peak_gb": peak resident memory of this process plus that of its
+    largest child, "shape": the output's shape}``. Meant to run alone in a fresh process
+    (``measure_in_child``), so that the peak is this measurement's."""
+    from bench.evaluation import timed_denoise
 
-        profile = bm3d.BM3DProfileLC() if settings["speed"] == "fast" else bm3d.BM3DProfile()
-        return bm3d.bm3d(packed.astype(np.float64), sigma_psd=[settings["sigma_scale"] * sigma] * 4,
-                         profile=profile, stage_arg=bm3d.BM3DStages.ALL_STAGES)
-    raise ValueError(f"no reference call for method {name!r}")
+    packed = pack_normalized(np.load(frame_path), COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+    method = create_method(method_name, params)
+    if reference:
+        out, seconds = fastest_call(lambda: timed_library_call(method, packed))
+    else:
+        raw = NoisyRaw(packed[None], "BGGR", lambda: SPEED_PROFILE, "speed")
+        out, seconds = fastest_call(lambda: timed_denoise(method, raw))
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return {"seconds": seconds, "peak_gb": (own + children) / 1024 ** 2, "shape": list(out.shape)}
 
 
 def measure_in_child(method: str, params: dict, frame_path: Path, reference: bool = False) -> dict:
-    """Run ``method`` (or, with ``reference``, its library called directly) on the saved frame in a child
-    process, once, or three times when it takes under ``REPEAT_BELOW_SECONDS``; returns its JSON report:
-    seconds (the fastest call), peak_gb."""
-    code = (
-        "import json, resource, sys, time, numpy as np\n"
-        "from bench.core.rawio import normalize, pack\n"
-        "from bench.speed import SPEED_PROFILE\n"
-        "from methods.base import NoisyRaw\n"
-        "from methods.registry import create_method\n"
-        "if __name__ == '__main__':\n"
-        "    mosaic = np.load(sys.argv[1])\n"
-        "    packed = np.clip(normalize(pack(mosaic), 1024, 16383), 0, 1)\n"
-        "    method = create_method(sys.argv[2], json.loads(sys.argv[3]))\n"
-        "    raw = NoisyRaw(packed[None], 'BGGR', lambda: SPEED_PROFILE, 'speed')\n"
-        "    from bench.speed import reference_denoise, REPEAT_BELOW_SECONDS\n"
-        "    from bench.evaluation import timed_denoise\n"
-        "    times = []\n"
-        "    while not times or (len(times) < 3 and min(times) < REPEAT_BELOW_SECONDS):\n"
-        "        if sys.argv[4] == 'reference':\n"
-        "            started = time.perf_counter()\n"
-        "            out = reference_denoise(sys.argv[2], json.loads(sys.argv[3]), packed)\n"
-        "            seconds = time.perf_counter() - started\n"
-        "        else:\n"
-        "            out, seconds = timed_denoise(method, raw)\n"
-        "        times.append(seconds)\n"
-        "    seconds = min(times)\n"
-        "    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "    print(json.dumps({'seconds': seconds, 'peak_gb': (own + children) / 1024 ** 2,\n"
-        "                      'shape': list(out.shape)}))\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code, str(frame_path), method, json.dumps(params),
-                             "reference" if reference else "method"], capture_output=True, text=True)
-    if result.returncode != 0:
-        return {"error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """``measure`` in a fresh child process (``python -m bench.speed``, see ``main``); returns its report, or
+    ``{"error": one line}`` when the measurement failed."""
+    with tempfile.TemporaryDirectory() as folder:
+        result_path = Path(folder) / "result.json"
+        command = [sys.executable, "-m", "bench.speed", str(frame_path), method, "--params", json.dumps(params),
+                   "--result", str(result_path)] + (["--reference"] if reference else [])
+        completed = subprocess.run(command, capture_output=True, text=True)
+        if completed.returncode == 0 and result_path.is_file():
+            return json.loads(result_path.read_text())
+    lines = completed.stderr.strip().splitlines()
+    return {"error": lines[-1] if lines else f"the measuring process exited with status {completed.returncode}"}
 
 
 def speed_table(methods: list[str], params: dict[str, dict], height: int, width: int,
@@ -135,8 +127,6 @@ def speed_table(methods: list[str], params: dict[str, dict], height: int, width:
     """Measure every method (and, where it has one, its library called directly, in the row after it);
     returns one row per measurement: what ran, where, seconds, MP/s, peak memory, and for methods with a
     reference the ratio of their MP/s to the reference's."""
-    from methods.registry import get_method_class
-
     from bench.executors import available_cores
 
     frame = full_size_frame(height, width)
@@ -151,8 +141,9 @@ def speed_table(methods: list[str], params: dict[str, dict], height: int, width:
                 plan.append((f"{name} (cuda, fp16)", name, {**own, "device": "cuda", "half": True}, False))
         else:
             plan.append((name, name, own, False))
-        if name in REFERENCES:
-            plan.append((f"{REFERENCES[name]} (direct)", name, own, True))
+        library = get_method_class(name).wrapped_library
+        if library is not None:
+            plan.append((f"{library} (direct)", name, own, True))
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         frame_path = Path(folder) / "frame.npy"
@@ -178,3 +169,27 @@ def _cuda_available() -> bool:
     except ImportError:
         return False
     return torch.cuda.is_available()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The child side of ``measure_in_child``: one ``measure``, its report written as JSON to ``--result``.
+    On failure, the error's first line goes to stderr (its last line) and the exit status is 1."""
+    parser = argparse.ArgumentParser(prog="python -m bench.speed",
+                                     description="one bench speed measurement, in this process")
+    parser.add_argument("frame", type=Path, help="the (H, W) uint16 frame, saved with numpy.save")
+    parser.add_argument("method")
+    parser.add_argument("--params", default="{}", help="the method's parameters as a JSON object")
+    parser.add_argument("--reference", action="store_true", help="time the library it wraps, called directly")
+    parser.add_argument("--result", type=Path, required=True, help="where to write the JSON report")
+    args = parser.parse_args(argv)
+    try:
+        report = measure(args.frame, args.method, json.loads(args.params), reference=args.reference)
+    except Exception as exc:
+        print(first_line(exc), file=sys.stderr)
+        return 1
+    args.result.write_text(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

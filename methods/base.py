@@ -17,7 +17,8 @@ Every ``int`` and ``float`` parameter declares its *valid* range (``valid=``: th
 honestly run with, checked by ``create_method``), which is distinct from the *tuning* range ``low``..``high``
 that ``bench tune`` searches and must lie inside it.
 
-The harness builds one ``NoisyRaw`` per image and calls ``denoise`` on it; nothing else.
+The harness builds one ``NoisyRaw`` per image and calls ``denoise`` on it; nothing else (``bench speed``
+also times ``library_call``, the direct library call of a method that wraps one, as its baseline).
 """
 
 from __future__ import annotations
@@ -170,10 +171,21 @@ class Method:
     #: uses, into a self-contained ``alg.py``; so it may import only third-party packages and module-level
     #: ``bench``/``methods`` names. None: the method cannot be exported as an ``alg.py``.
     packed_function: ClassVar[Callable | None] = None
+    #: A method that wraps one library call: that call's name (e.g. ``"cv2.bilateralFilter"``), with
+    #: ``library_call`` running it; ``bench speed`` times it next to the method. None: it wraps no library.
+    wrapped_library: ClassVar[str | None] = None
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         """Return the denoised reference frame: ``(h, w, 4)`` float in [0, 1], same shape as ``raw.packed``."""
         raise NotImplementedError
+
+    def library_call(self, packed: np.ndarray, sigma: float) -> np.ndarray:
+        """The library call named by ``wrapped_library``, made directly and once on the ``(h, w, 4)`` float32
+        packed image in [0, 1] with this method's settings and noise std ``sigma`` (normalised units):
+        one call on the 4-plane image, the library's own threading, no variance stabilisation, no tiling.
+        Returns the library's ``(h, w, 4)`` result as it comes (its dtype and scale). It is the baseline
+        ``bench speed`` compares the method's speed with, not a denoiser: the method adds what it leaves out."""
+        raise NotImplementedError(f"method {self.name!r} wraps no library call")
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -127,6 +127,7 @@ class BM3D(Method):
     kind = "classical"
     requires = {"bm3d": "bm3d"}
     packed_function = staticmethod(bm3d_packed)
+    wrapped_library = "bm3d.bm3d"
     sigma_scale: float = param(0.9, "noise std given to BM3D, in units of the stabilised noise std",
                                low=0.7, high=1.2, valid=above(0))
     speed: str = param("standard", "the bm3d package's standard profile, or its low-complexity one (\"fast\": "
@@ -139,3 +140,12 @@ class BM3D(Method):
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return bm3d_packed(raw.packed, raw.noise, **self.param_values())
+
+    def library_call(self, packed: np.ndarray, sigma: float) -> np.ndarray:
+        """The bm3d package, both stages, on the four planes as they are (no stabilisation, no Haar, no
+        tiles, the package's own threads), noise std ``sigma_scale * sigma`` in each -> ``(h, w, 4)`` float64."""
+        import bm3d
+
+        profile = bm3d.BM3DProfileLC() if self.speed == "fast" else bm3d.BM3DProfile()
+        return bm3d.bm3d(packed.astype(np.float64), sigma_psd=[self.sigma_scale * sigma] * packed.shape[-1],
+                         profile=profile, stage_arg=bm3d.BM3DStages.ALL_STAGES)

@@ -79,6 +79,7 @@ class NonLocalMeans(Method):
     kind = "classical"
     requires = {"cv2": "opencv-python-headless"}
     packed_function = staticmethod(nlm_packed)
+    wrapped_library = "cv2.fastNlMeansDenoising"
     # h <= 0 leaves the image unchanged; window sides below 1 are not windows
     h: float = param(1.7, "filter strength: OpenCV's h for the 4-plane L1 distance, in units of the noise std",
                      low=0.8, high=3.0, valid=above(0))
@@ -89,3 +90,13 @@ class NonLocalMeans(Method):
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return nlm_packed(raw.packed, raw.noise, **self.param_values())
+
+    def library_call(self, packed: np.ndarray, sigma: float) -> np.ndarray:
+        """OpenCV's 16-bit NLM (L1) on the 4-plane image scaled straight to the full 16-bit range (no
+        stabilisation), strength ``h`` noise stds -> ``(h, w, 4)`` uint16 levels."""
+        import cv2
+
+        levels = np.round(np.clip(packed, 0, 1) * 65535).astype(np.uint16)
+        return cv2.fastNlMeansDenoising(levels, h=[self.h * sigma * 65535],
+                                        templateWindowSize=odd(self.template_window),
+                                        searchWindowSize=odd(self.search_window), normType=cv2.NORM_L1)
