@@ -3,7 +3,6 @@ violations each caught, the choice of the best method, and the repository's alg.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -19,10 +18,12 @@ from bench import codegen
 from bench.run_record import DatasetRecord, MethodRecord, RunRecord
 from bench.cli import main
 from bench.core.errors import BenchError
-from bench.export import (MAX_MODEL_BYTES, Choice, best_in_run, export_submission, script_source,
-                          verify_submission, write_zip)
+from bench.core.files import file_sha256
 from bench.core.noise_model import add_noise
-from bench.core.rawio import read_dng, write_dng_splice, write_dng_standalone
+from bench.core.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, level_range_problem, read_dng,
+                              write_dng_splice, write_dng_standalone)
+from bench.export import (MANIFEST_FORMAT, MAX_MODEL_BYTES, Choice, ExportRecord, best_in_run, export_submission,
+                          script_source, verify_submission, write_zip)
 from methods.registry import create_method
 from tests.helpers import smooth_clean_mosaic
 
@@ -36,7 +37,7 @@ def write_test_folder(root: Path, count: int = 2, height: int = 64, width: int =
     root.mkdir(parents=True)
     for index in range(count):
         noisy = add_noise(smooth_clean_mosaic(height, width, seed=index), 2e-3, 1e-4,
-                          np.random.default_rng(200 + index), 1024, 16383)
+                          np.random.default_rng(200 + index), COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
         write_dng_standalone(noisy, root / f"noisy{index}.dng")
     return root
 
@@ -75,17 +76,14 @@ def copy_submission(result_dir: Path, tmp_path: Path) -> Path:
 def rerecord_hashes(result: Path) -> None:
     """Make export.json's SHA-256 of the script, model.pth and outputs match the folder's files, and rezip: a
     forger covering their tracks, so that only the re-run can tell."""
-    def sha256(path: Path) -> str:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-
     manifest_path = result / "algorithm" / "export.json"
     manifest = json.loads(manifest_path.read_text())
     models = result / "algorithm" / "models"
-    manifest["script_sha256"] = sha256(models / manifest["script"])
+    manifest["script_sha256"] = file_sha256(models / manifest["script"])
     if (models / "model.pth").is_file():
-        manifest["model_sha256"] = sha256(models / "model.pth")
+        manifest["model_sha256"] = file_sha256(models / "model.pth")
     for record in manifest["inputs"]["files"]:
-        record["output_sha256"] = sha256(result / "data" / record["output"])
+        record["output_sha256"] = file_sha256(result / "data" / record["output"])
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     write_zip(result, result.parent / "result.zip")
 
@@ -102,7 +100,7 @@ def test_classical_round_trip_with_worker_processes(tmp_path, test_folder):
         noisy = read_dng(test_folder / f"noisy{index}.dng")
         out = read_dng(tmp_path / "result" / "data" / f"denoise{index}.dng")
         assert out.mosaic.shape == noisy.mosaic.shape
-        assert 1024 <= out.mosaic.min() and out.mosaic.max() <= 16383
+        assert COMPETITION_BLACK_LEVEL <= out.mosaic.min() and out.mosaic.max() <= COMPETITION_WHITE_LEVEL
         assert not np.array_equal(out.mosaic, noisy.mosaic)
     # what the harness's method gives for image 0, written back the competition's way
     from bench.core.noise import estimate_noise
@@ -113,7 +111,7 @@ def test_classical_round_trip_with_worker_processes(tmp_path, test_folder):
     packed = noisy.normalized_packed()
     profile = estimate_noise(packed)
     denoised = create_method("bm3d", params).denoise(NoisyRaw(packed[None], noisy.cfa, lambda: profile, "0"))
-    expected = packed_to_mosaic(denoised, packed.shape, 1024, 16383)
+    expected = packed_to_mosaic(denoised, packed.shape, COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
     assert np.array_equal(read_dng(tmp_path / "result" / "data" / "denoise0.dng").mosaic, expected)
     with zipfile.ZipFile(tmp_path / "result.zip") as archive:
         names = archive.namelist()
@@ -172,7 +170,8 @@ def test_planted_out_of_range_value_is_caught(tmp_path, classical_export, test_f
     write_dng_splice(test_folder / "noisy0.dng", mosaic, result / "data" / "denoise0.dng")
     write_zip(result, tmp_path / "result.zip")
     problems = verify_submission(result)
-    assert any("denoise0.dng: values 1000.." in p and "outside [1024, 16383]" in p for p in problems), problems
+    levels = f"outside [{COMPETITION_BLACK_LEVEL}, {COMPETITION_WHITE_LEVEL}]"
+    assert any("denoise0.dng: values 1000.." in p and levels in p for p in problems), problems
 
 
 def test_planted_wrong_name_is_caught(tmp_path, classical_export):
@@ -249,6 +248,101 @@ def test_falsified_export_record_is_caught(tmp_path, classical_export, falsify, 
     write_zip(result, tmp_path / "result.zip")
     problems = verify_submission(result)
     assert problems == [expected.format(export=manifest_path, data=result / "data")]
+
+
+def edit_record(result: Path, change) -> Path:
+    """Apply ``change`` to the parsed export.json of ``result`` (a copy), write it back and rezip; returns its
+    path."""
+    path = result / "algorithm" / "export.json"
+    manifest = json.loads(path.read_text())
+    change(manifest)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    write_zip(result, result.parent / "result.zip")
+    return path
+
+
+def test_export_record_reads_back_what_was_written(tmp_path, classical_export, test_folder):
+    """export.json is an ExportRecord of the current format; read back it is the export's, and written
+    again it is the same file."""
+    path = classical_export / "algorithm" / "export.json"
+    assert json.loads(path.read_text())["format"] == MANIFEST_FORMAT
+    record = ExportRecord.read(classical_export)
+    assert (record.method, record.kind, record.script, record.model_sha256) == ("bilateral", "classical", "alg.py",
+                                                                                 None)
+    assert (record.black_level, record.white_level) == (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+    assert record.script_sha256 == file_sha256(classical_export / "algorithm" / "models" / "alg.py")
+    assert Path(record.inputs.folder) == test_folder.resolve()
+    assert [(f.id, f.input, f.output) for f in record.inputs.files] == [("0", "noisy0.dng", "denoise0.dng"),
+                                                                         ("1", "noisy1.dng", "denoise1.dng")]
+    assert len(record.seconds_per_image) == 2
+    (tmp_path / "algorithm").mkdir()
+    record.write(tmp_path)
+    assert (tmp_path / "algorithm" / "export.json").read_bytes() == path.read_bytes()
+    assert ExportRecord.read(tmp_path) == record
+    with pytest.raises(BenchError, match="export.json: cannot read the export record"):
+        ExportRecord.read(tmp_path / "nowhere")
+
+
+def test_an_old_format_record_is_one_problem_saying_to_export_again(tmp_path, classical_export):
+    """A record of raw-bench-export-1 (before script_sha256 and model_sha256) is not read field by field:
+    one line says to export again."""
+    result = copy_submission(classical_export, tmp_path)
+
+    def make_old(manifest: dict) -> None:
+        manifest["format"] = "raw-bench-export-1"
+        del manifest["script_sha256"], manifest["model_sha256"]
+
+    path = edit_record(result, make_old)
+    problems = verify_submission(result)
+    assert problems == [f"{path}: format is 'raw-bench-export-1', not {MANIFEST_FORMAT!r}: written by another "
+                        "version of bench export, whose record this one does not read; export again"]
+
+
+def _set_file(index: int, **fields):
+    return lambda m: m["inputs"]["files"][index].update(fields)
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda m: m.pop("method"), "export.json has no 'method'"),
+    (lambda m: m.update(params=[1]), "export.json.params is [1], not dict"),
+    (lambda m: m.update(format=None), "format is None, not {format!r}: written by another version of bench "
+                                      "export, whose record this one does not read; export again"),
+    (lambda m: m.update(black_level="1024"), "export.json.black_level is '1024', not int"),
+    (lambda m: m.update(white_level=True), "export.json.white_level is True, not int"),
+    (lambda m: m.update(black_level=20000), "black_level/white_level: {range_problem}"),
+    (lambda m: m.update(script_sha256="abc"), "export.json.script_sha256 is 'abc', not a hex SHA-256"),
+    (lambda m: m["inputs"].pop("folder"), "inputs has no 'folder'"),
+    (lambda m: m["inputs"].update(files={}), "inputs.files is {{}}, not list"),
+    (lambda m: m["inputs"]["files"][0].pop("input"), "inputs.files[0] has no 'input'"),
+    (_set_file(1, output_sha256="0" * 63), "inputs.files[1].output_sha256 is '{short}', not a hex SHA-256"),
+    (_set_file(1, output="denoise0.dng"), "inputs.files[1].output 'denoise0.dng' is also inputs.files[0].output"),
+    (lambda m: m.update(seconds_per_image=[1.0, "fast"]), "seconds_per_image[1] is 'fast', not a number"),
+], ids=["field-missing", "field-type", "no-format", "level-type", "level-bool", "level-range", "sha-form",
+        "inputs-folder", "inputs-files", "file-field", "file-sha", "file-duplicate", "seconds"])
+def test_damaged_export_record_is_one_problem_naming_the_field(tmp_path, classical_export, damage, expected):
+    """A damaged export.json is one problem line naming the file and the field, not a default put in its
+    place (and the checks that need the record are left out)."""
+    path = edit_record(copy_submission(classical_export, tmp_path), damage)
+    problems = verify_submission(path.parent.parent)
+    range_problem = level_range_problem(20000, COMPETITION_WHITE_LEVEL)
+    assert problems == [f"{path}: " + expected.format(format=MANIFEST_FORMAT, range_problem=range_problem,
+                                                        short="0" * 63)]
+
+
+def test_unreadable_export_record_is_one_problem(tmp_path, classical_export):
+    result = copy_submission(classical_export, tmp_path)
+    path = result / "algorithm" / "export.json"
+    for text, message in (("{", "cannot read the export record (Expecting"),
+                          ("[]", "export.json is not a JSON object")):
+        path.write_text(text)
+        write_zip(result, tmp_path / "result.zip")
+        problems = verify_submission(result)
+        assert len(problems) == 1 and problems[0].startswith(f"{path}: {message}"), problems
+
+
+def test_learned_record_without_model_hash_is_caught(tmp_path, learned_export):
+    path = edit_record(copy_submission(learned_export, tmp_path), lambda m: m.update(model_sha256=None))
+    assert verify_submission(path.parent.parent) == [f"{path}: no model_sha256 recorded"]
 
 
 def test_script_changed_after_the_export_is_caught(tmp_path, classical_export):
@@ -364,8 +458,9 @@ def write_run(folder: Path, rows: list[tuple[str, str, float, int]]) -> Path:
                    "mp_per_second": 1.0, "images": 3 - f, "failures": f} for m, _, s, f in rows]
                  ).to_csv(folder / "summary.csv", index=False)
     methods = {m: MethodRecord(k, {"h": 2.0} if m == "nlm" else {}) for m, k, _, _ in rows}
-    RunRecord("bench run", "2026-12-01T00:00:00", "finished", DatasetRecord("pairs", str(folder), 3, 1024, 16383),
-              "estimate", None, methods, {}, None).write(folder)
+    dataset = DatasetRecord("pairs", str(folder), 3, COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+    RunRecord("bench run", "2026-12-01T00:00:00", "finished", dataset, "estimate", None, methods, {},
+              None).write(folder)
     return folder
 
 

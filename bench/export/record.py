@@ -1,0 +1,133 @@
+"""``algorithm/export.json``: what a submission was made from and what ``bench verify`` checks it against
+(the method, its kind and parameters, the script and the SHA-256 of it and of ``model.pth``, the levels, and
+every input and output with its SHA-256), plus how the export went. Written by ``bench export``; read back,
+and checked, by ``bench verify``: a damaged file, or one of another format, is a BenchError naming the file
+and the field at fault, never a default silently put in its place."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.core.errors import BenchError
+from bench.core.files import atomic_write_text
+from bench.core.rawio import level_range_problem
+from bench.run_record import _Fields
+
+#: The format this bench writes and reads. -1 lacked script_sha256 and model_sha256.
+MANIFEST_FORMAT = "raw-bench-export-2"
+#: Where the record lies in a submission folder.
+EXPORT_FILE = Path("algorithm") / "export.json"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One test image: its id, the input file's name and the output's (``denoise{id}.dng``), each with
+    its SHA-256."""
+
+    id: str
+    input: str
+    input_sha256: str
+    output: str
+    output_sha256: str
+
+
+@dataclass(frozen=True)
+class InputsRecord:
+    """The folder the inputs were read from, and every image."""
+
+    folder: str
+    files: list[ImageRecord]
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """Everything ``export.json`` holds. ``model_sha256`` and ``model_bytes`` are those of ``model.pth`` for
+    a learned method (None for a classical one); ``chosen_from`` and ``chosen_score`` the run the method was
+    picked from with ``--best`` and its mean Score there (None when named by hand)."""
+
+    created: str
+    method: str
+    kind: str
+    params: dict[str, Any]
+    script: str
+    script_sha256: str
+    model_sha256: str | None
+    chosen_from: str | None
+    chosen_score: float | None
+    black_level: int
+    white_level: int
+    inputs: InputsRecord
+    seconds_per_image: list[float]
+    model_bytes: int | None
+    command: str
+    versions: dict[str, str]
+    git_commit: str | None
+
+    def write(self, result_dir: Path) -> None:
+        """Write ``result_dir/algorithm/export.json`` atomically (the folder must exist)."""
+        data = {"format": MANIFEST_FORMAT, **dataclasses.asdict(self)}
+        atomic_write_text(Path(result_dir) / EXPORT_FILE, json.dumps(data, indent=2) + "\n")
+
+    @classmethod
+    def read(cls, result_dir: Path) -> "ExportRecord":
+        """Read and check ``result_dir/algorithm/export.json``; BenchError naming the file and the field on
+        any problem, and one saying to export again for a record of another format."""
+        path = Path(result_dir) / EXPORT_FILE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise BenchError(f"{path}: cannot read the export record ({exc})") from None
+        top = _Fields(data, path, "export.json")
+        written = top.get("format", str, optional=True)
+        if written != MANIFEST_FORMAT:
+            raise BenchError(f"{path}: format is {written!r}, not {MANIFEST_FORMAT!r}: written by another version "
+                             "of bench export, whose record this one does not read; export again")
+        problem = level_range_problem(top.get("black_level", int), top.get("white_level", int))
+        if problem:
+            raise BenchError(f"{path}: black_level/white_level: {problem}")
+        inputs = _Fields(top.get("inputs", dict), path, "inputs")
+        files = [_image(item, path, f"inputs.files[{index}]")
+                 for index, item in enumerate(inputs.get("files", list))]
+        for field in ("input", "output"):
+            seen: dict[str, int] = {}
+            for index, image in enumerate(files):
+                name = getattr(image, field)
+                if name in seen:
+                    raise BenchError(f"{path}: inputs.files[{index}].{field} {name!r} is also "
+                                     f"inputs.files[{seen[name]}].{field}")
+                seen[name] = index
+        seconds = top.get("seconds_per_image", list)
+        for index, value in enumerate(seconds):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise BenchError(f"{path}: seconds_per_image[{index}] is {value!r}, not a number")
+        versions = top.get("versions", dict)
+        for name, version in versions.items():
+            if not isinstance(version, str):
+                raise BenchError(f"{path}: versions.{name} is {version!r}, not str")
+        return cls(top.get("created", str), top.get("method", str), top.get("kind", str),
+                   top.get("params", dict), top.get("script", str), _sha256(top, "script_sha256"),
+                   _sha256(top, "model_sha256", optional=True), top.get("chosen_from", str, optional=True),
+                   top.get("chosen_score", (int, float), optional=True), top.get("black_level", int),
+                   top.get("white_level", int), InputsRecord(inputs.get("folder", str), files),
+                   list(seconds), top.get("model_bytes", int, optional=True), top.get("command", str),
+                   versions, top.get("git_commit", str, optional=True))
+
+
+def _image(data: Any, path: Path, where: str) -> ImageRecord:
+    fields = _Fields(data, path, where)
+    return ImageRecord(fields.get("id", str), fields.get("input", str), _sha256(fields, "input_sha256"),
+                       fields.get("output", str), _sha256(fields, "output_sha256"))
+
+
+def _sha256(fields: _Fields, name: str, optional: bool = False) -> str | None:
+    """The hex SHA-256 ``fields`` holds under ``name`` (None when optional and absent)."""
+    value = fields.get(name, str, optional)
+    if value is not None and not _SHA256.match(value):
+        raise BenchError(f"{fields.path}: {fields.where}.{name} is {value!r}, not a hex SHA-256")
+    return value
