@@ -14,36 +14,10 @@ from typing import Any
 from bench.burst import BurstSpec
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_text
+from bench.record_fields import RecordFields
 
 RUN_FILE = "run.json"
 STATUSES = ("running", "finished", "interrupted")
-
-
-class _Fields:
-    """Typed access to one JSON object of ``path`` (``where`` names it in messages)."""
-
-    def __init__(self, data: Any, path: Path, where: str):
-        if not isinstance(data, dict):
-            raise BenchError(f"{path}: {where} is not a JSON object")
-        self.data, self.path, self.where = data, path, where
-
-    def get(self, name: str, kind: type | tuple[type, ...], optional: bool = False):
-        if name not in self.data or self.data[name] is None:
-            if optional:
-                return None
-            raise BenchError(f"{self.path}: {self.where} has no {name!r}")
-        value = self.data[name]
-        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
-            raise BenchError(f"{self.path}: {self.where}.{name} is {value!r}, not {_names(kind)}")
-        return value
-
-
-def _as_tuple(kind) -> tuple:
-    return kind if isinstance(kind, tuple) else (kind,)
-
-
-def _names(kind) -> str:
-    return " or ".join(k.__name__ for k in _as_tuple(kind))
 
 
 def _legacy_origin(name: str) -> str:
@@ -135,24 +109,24 @@ class RunRecord:
             raise BenchError(f"{run_dir}: not a `bench run` folder (no {RUN_FILE})") from None
         except (OSError, ValueError) as exc:
             raise BenchError(f"{path}: cannot be read ({exc})") from None
-        top = _Fields(data, path, "run.json")
+        top = RecordFields(data, path, "run.json")
         status = top.get("status", str)
         if status not in STATUSES:
             raise BenchError(f"{path}: status is {status!r}, not one of {STATUSES}")
         noise = top.get("noise", str)
         if noise not in ("estimate", "oracle"):
             raise BenchError(f"{path}: noise is {noise!r}, not 'estimate' or 'oracle'")
-        ds = _Fields(top.get("dataset", dict), path, "dataset")
+        ds = RecordFields(top.get("dataset", dict), path, "dataset")
         dataset = DatasetRecord(ds.get("name", str), ds.get("root", str), ds.get("images", int),
                                 ds.get("black_level", int), ds.get("white_level", int),
                                 ds.get("origin", str, optional=True) or _legacy_origin(ds.get("name", str)))
         methods = {}
         for name, value in top.get("methods", dict).items():
-            m = _Fields(value, path, f"methods.{name}")
+            m = RecordFields(value, path, f"methods.{name}")
             methods[name] = MethodRecord(m.get("kind", str), m.get("params", dict), m.get("unavailable", str, True))
         burst = None
         if top.get("burst", dict, optional=True) is not None:
-            b = _Fields(data["burst"], path, "burst")
+            b = RecordFields(data["burst"], path, "burst")
             burst = BurstRecord(b.get("frames", int), b.get("source", str),
                                 b.get("max_shift_pixels", (int, float), True), b.get("max_rotation_degrees", (int, float), True),
                                 b.get("seed", int, True), b.get("generator_noise", str, True))

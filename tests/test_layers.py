@@ -98,3 +98,11 @@ def test_listing_methods_imports_no_heavy_package(command):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout, result.stdout[-500:]
+
+
+def test_no_source_file_over_600_lines():
+    """Short modules, one concern each. The generated root alg.py (a copy of the harness's own code, tested
+    equal to a fresh export) is the one exception."""
+    long = [f"{path.relative_to(REPO)}: {n} lines" for path in own_modules().values()
+            if (n := len(path.read_text().splitlines())) > 600]
+    assert not long, "\n".join(long)

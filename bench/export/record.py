@@ -16,7 +16,7 @@ from typing import Any
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_text
 from bench.core.rawio import level_range_problem
-from bench.run_record import _Fields
+from bench.record_fields import RecordFields
 
 #: The format this bench writes and reads. -1 lacked script_sha256 and model_sha256.
 MANIFEST_FORMAT = "raw-bench-export-2"
@@ -83,7 +83,7 @@ class ExportRecord:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise BenchError(f"{path}: cannot read the export record ({exc})") from None
-        top = _Fields(data, path, "export.json")
+        top = RecordFields(data, path, "export.json")
         written = top.get("format", str, optional=True)
         if written != MANIFEST_FORMAT:
             raise BenchError(f"{path}: format is {written!r}, not {MANIFEST_FORMAT!r}: written by another version "
@@ -91,7 +91,7 @@ class ExportRecord:
         problem = level_range_problem(top.get("black_level", int), top.get("white_level", int))
         if problem:
             raise BenchError(f"{path}: black_level/white_level: {problem}")
-        inputs = _Fields(top.get("inputs", dict), path, "inputs")
+        inputs = RecordFields(top.get("inputs", dict), path, "inputs")
         files = [_image(item, path, f"inputs.files[{index}]")
                  for index, item in enumerate(inputs.get("files", list))]
         for field in ("input", "output"):
@@ -120,12 +120,12 @@ class ExportRecord:
 
 
 def _image(data: Any, path: Path, where: str) -> ImageRecord:
-    fields = _Fields(data, path, where)
+    fields = RecordFields(data, path, where)
     return ImageRecord(fields.get("id", str), fields.get("input", str), _sha256(fields, "input_sha256"),
                        fields.get("output", str), _sha256(fields, "output_sha256"))
 
 
-def _sha256(fields: _Fields, name: str, optional: bool = False) -> str | None:
+def _sha256(fields: RecordFields, name: str, optional: bool = False) -> str | None:
     """The hex SHA-256 ``fields`` holds under ``name`` (None when optional and absent)."""
     value = fields.get(name, str, optional)
     if value is not None and not _SHA256.match(value):

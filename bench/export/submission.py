@@ -32,15 +32,10 @@ from methods.registry import create_method
 def write_model_file(method: Method, path: Path) -> int:
     """Save the learned ``method``'s network as ``model.pth`` (config + state_dict + model card); returns
     its size in bytes."""
-    import torch
+    from methods.toolkit.checkpoint import Checkpoint
 
-    from methods.toolkit.learned import CHECKPOINT_FORMAT, load_checkpoint
-
-    net = method.loaded_network()
-    card = load_checkpoint(method.weights_path()).get("card", {})
-    torch.save({"format": CHECKPOINT_FORMAT, "network": method.network, "config": net.config,
-                "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-                "card": card}, path)
+    card = Checkpoint.load(method.weights_path()).card
+    Checkpoint.of(method.network, method.loaded_network(), card).save(path)
     return path.stat().st_size
 
 

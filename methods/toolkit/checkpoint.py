@@ -14,11 +14,12 @@ names the file and the field at fault.
 from __future__ import annotations
 
 import dataclasses
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.core.errors import BenchError, first_line
-from bench.core.files import atomic_write
+from bench.core.files import atomic_write_bytes
 
 CHECKPOINT_FORMAT = "raw-bench-checkpoint-1"
 _TRAINING_FIELDS = ("optimizer", "schedule", "step", "best_score", "history", "train_config")
@@ -53,14 +54,17 @@ class Checkpoint:
         return cls(network, dict(net.config), state, card, training)
 
     def save(self, path: Path) -> None:
-        """Write it atomically with ``torch.save``."""
+        """Write it atomically with ``torch.save``. Serialised in memory first, so the file's bytes depend
+        only on its content (torch names the archive inside after the file it writes to)."""
         import torch
 
         data = {"format": CHECKPOINT_FORMAT, "network": self.network, "config": self.config,
                 "state_dict": self.state_dict, "card": self.card}
         if self.training is not None:
             data.update(dataclasses.asdict(self.training))
-        atomic_write(path, lambda tmp: torch.save(data, tmp))
+        buffer = io.BytesIO()
+        torch.save(data, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> "Checkpoint":

@@ -14,7 +14,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.core.errors import BenchError, first_line
-from methods.toolkit.checkpoint import CHECKPOINT_FORMAT, Checkpoint
+from methods.toolkit.checkpoint import Checkpoint
 from methods.toolkit.inference import network_input, pick_device, run_tiled
 from methods.base import Method, NoisyRaw, at_least, param
 from methods.registry import get_method_class, list_methods
@@ -78,21 +78,6 @@ def check_network_config(network: str, config: object, shown: str) -> dict:
     except (ValueError, TypeError, RuntimeError) as exc:
         raise BenchError(f"--config: {network} cannot be built with {shown} ({first_line(exc)})") from None
     return config
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Read a weights or training checkpoint file; BenchError naming the file when it is not one."""
-    import torch
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise BenchError(f"{path}: weights file not found") from None
-    except Exception as exc:  # torch raises many kinds for a damaged or foreign file
-        raise BenchError(f"{path}: not a readable weights file ({first_line(exc)})") from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise BenchError(f"{path}: not a raw-bench weights file (no format {CHECKPOINT_FORMAT!r})")
-    return data
 
 
 def load_network(path: Path, expected_network: str):
