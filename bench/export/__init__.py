@@ -1,6 +1,6 @@
 """``bench export`` and ``bench verify``: a competition submission made from one method, and checked.
 
-Layout written (DESIGN.md section 1)::
+Layout written (the competition's submission layout; README, *Exporting a submission*)::
 
     RESULT_DIR/data/denoise{i}.dng            one per input noisy{i}.dng, spliced into a copy of it
     RESULT_DIR/algorithm/models/alg.py        classical method: self-contained script
