@@ -9,7 +9,9 @@ A run folder ``<out>/<dataset>/<run-id>/`` holds:
   dataset fingerprint, status;
 * ``noise.csv``  the noise profile handed to the methods for each image (when one was needed);
 * ``errors.log``  full tracebacks of method failures;
-* ``outputs/<method>/<image>.dng``  with ``--save-outputs``: exactly the files that were scored.
+* ``outputs/<method>/<image>.dng``  with ``--save-outputs``: exactly the files that were scored;
+* ``crops.npz``  what ``bench report`` shows of the three images it picks, cut from the scored outputs
+  (``bench.report.saved_crops``), so the report runs no method again.
 
 Work is split into (method, image) tasks that run in this process, in local worker processes or on a Dask
 cluster (``bench.executors``); each result is cached as it arrives (``bench.cache``), so rerunning an
@@ -45,6 +47,7 @@ from bench.evaluation import (NOISE_MODES, check_profile, estimate_key, evaluate
 from bench.core.metrics import score as competition_score
 from bench.core.files import atomic_write, atomic_write_text, file_sha256
 from bench.core.rawio import write_dng
+from bench.report.saved_crops import CROPS_FILE, result_crop, valid_crop_fact, write_run_crops
 from bench.run_record import BurstRecord, DatasetRecord, MethodRecord, RunRecord
 from methods.base import Method
 from methods.registry import create_method
@@ -154,6 +157,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     # every (image, method) pair: a failed row (method unavailable), a cached result, or a task to run
     rows: list[dict] = []
     noise_rows: dict[str, dict] = {}
+    crops: dict[tuple[str, str], dict] = {}  # (method, image) -> the report's crop of a successful result
     tasks: list[Task] = []
     cached = 0
     resources = {name: _resource_hashes(method) for name, method in methods.items() if name not in unavailable}
@@ -167,6 +171,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
             facts = cache.get("result", key, valid_result_facts)
             if facts is not None and _reuse_output(facts, method, item, run_dir, config.save_outputs):
                 rows.append(_row(name, item.image_id, facts))
+                crops[(name, item.image_id)] = facts["crop"]
                 if facts["noise"]:
                     noise_rows.setdefault(item.image_id, facts["noise"])
                 cached += 1
@@ -202,7 +207,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
             started, computed = time.monotonic(), 0
             for task, result in (executor.run(run_task, tasks_with_known_estimates()) if executor else ()):
                 guard.disarm()  # a signal from here on waits until this result is recorded
-                row = _record_result(task, result, run_dir, dataset, cache, estimates, noise_rows, log)
+                row = _record_result(task, result, run_dir, dataset, cache, estimates, noise_rows, crops, log)
                 for message in getattr(result, "warnings", ()):
                     if message not in warned:
                         warned.add(message)
@@ -233,6 +238,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
         per_image = pd.DataFrame(rows, columns=tables.PER_IMAGE_COLUMNS)
         summary = tables.summarize(per_image, list(methods))
         summary.to_csv(run_dir / "summary.csv", index=False)
+        _write_crops(run_dir, dataset, per_image, methods, crops, expected, log)
         succeeded = int((per_image["status"] == "ok").sum())
         failed = len(per_image) - succeeded
         interrupted = guard.received is not None
@@ -291,9 +297,10 @@ class _SignalGuard:
 
 
 def _record_result(task: "Task", result, run_dir: Path, dataset: Dataset, cache: ResultCache,
-                   estimates: dict[str, dict], noise_rows: dict[str, dict], log: Callable[[str], None]) -> dict:
+                   estimates: dict[str, dict], noise_rows: dict[str, dict], crops: dict[tuple[str, str], dict],
+                   log: Callable[[str], None]) -> dict:
     """Turn what a task sent back into its per_image row: write its output and errors, cache its facts
-    (under the key of the bytes it actually read) and its blind noise estimate."""
+    (under the key of the bytes it actually read) and its blind noise estimate, keep its crop."""
     name, image_id = task.method.name, task.item.image_id
     if isinstance(result, BaseException):  # the task could not run: its worker died, say
         if isinstance(result, KeyboardInterrupt):
@@ -310,7 +317,7 @@ def _record_result(task: "Task", result, run_dir: Path, dataset: Dataset, cache:
         noise_rows.setdefault(image_id, result.noise)
     if result.facts is None:
         return _failed_row(name, image_id, result.error)
-    facts = {**result.facts, "noise": result.noise, "output": None}
+    facts = {**result.facts, "noise": result.noise, "output": None, "crop": result.crop}
     if result.changed_inputs:  # a true fact about the new content, but not about the files this run hashed
         cache.put("result", result.key, facts)
         log(f"warning: {', '.join(result.changed_inputs)} changed during the run")
@@ -322,6 +329,7 @@ def _record_result(task: "Task", result, run_dir: Path, dataset: Dataset, cache:
                   black_level=dataset.black_level, white_level=dataset.white_level)
         facts["output"] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
     cache.put("result", result.key, facts)
+    crops[(name, image_id)] = result.crop
     return _row(name, image_id, facts)
 
 
@@ -355,6 +363,7 @@ class TaskResult:
     changed_inputs: files whose content differs from the run's pre-flight hash (relative names).
     warnings: one line per input file with pixels outside [black, white] (``bench.datasets.check_levels``).
     mosaic: the written-back ``(H, W)`` uint16 mosaic when asked for; cfa: the frame's CFA.
+    crop: the pixels of it the report shows (``bench.report.saved_crops.result_crop``), or None.
     """
 
     facts: dict | None
@@ -368,6 +377,7 @@ class TaskResult:
     mosaic: np.ndarray | None = None
     cfa: str = "BGGR"
     traceback: str = ""
+    crop: dict | None = None
 
 
 def run_task(task: Task) -> TaskResult:
@@ -398,10 +408,15 @@ def run_task(task: Task) -> TaskResult:
         return TaskResult(None, first_line(exc), noise.record(), noise.computed, **common,
                           traceback=traceback.format_exc())
     scores = evaluation.scores
+    crop = None
+    try:
+        crop = result_crop(evaluation.mosaic, inputs.pair.gt.mosaic, dataset.black_level, dataset.white_level)
+    except Exception as exc:  # the report's crop never costs a result
+        common["warnings"] += (f"{item.noisy_path.name}: no crop for the report ({first_line(exc)})",)
     facts = {"psnr": scores.psnr, "ssim": scores.ssim, "ssim_col": scores.ssim_col, "score": scores.score,
              "seconds": evaluation.seconds, "megapixels": inputs.pair.noisy.mosaic.size / 1e6}
     return TaskResult(facts, "", noise.record(), noise.computed, **common,
-                      mosaic=evaluation.mosaic if task.return_mosaic else None, cfa=inputs.pair.noisy.cfa)
+                      mosaic=evaluation.mosaic if task.return_mosaic else None, cfa=inputs.pair.noisy.cfa, crop=crop)
 
 
 def valid_result_facts(body: dict) -> dict:
@@ -422,7 +437,11 @@ def valid_result_facts(body: dict) -> dict:
     if output is not None and not (isinstance(output, dict) and isinstance(output.get("path"), str)
                                    and isinstance(output.get("sha256"), str)):
         raise InvalidEntry(f"output is {output!r}")
-    return {**facts, "noise": noise, "output": output}
+    try:
+        crop = valid_crop_fact(body.get("crop"))
+    except ValueError as exc:
+        raise InvalidEntry(f"crop: {exc}") from None
+    return {**facts, "noise": noise, "output": output, "crop": crop}
 
 
 def _resource_hashes(method: Method) -> tuple[str, ...]:
@@ -461,6 +480,18 @@ def _reuse_output(facts: dict, method: Method, item: DatasetItem, run_dir: Path,
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(output["path"], target)
     return True
+
+
+def _write_crops(run_dir: Path, dataset: Dataset, per_image: pd.DataFrame, methods: dict[str, Method],
+                 crops: dict[tuple[str, str], dict], expected: dict[str, tuple[str, ...]],
+                 log: Callable[[str], None]) -> None:
+    """Write the run's ``crops.npz`` for the report; a problem is one warning, never the run's tables."""
+    references = {name for name, method in methods.items() if method.kind == "reference"}
+    try:
+        write_run_crops(run_dir, dataset, per_image, references, crops, expected)
+    except Exception as exc:
+        log(f"warning: {run_dir / CROPS_FILE}: not written ({first_line(exc)}); `bench report` will run the "
+            "methods again for its crops")
 
 
 def _write_csv(path: Path, rows: list[dict], columns: list[str]) -> None:

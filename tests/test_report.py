@@ -43,8 +43,33 @@ def _make_run(root: Path, save_outputs: bool, methods: list[str] | None = None) 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
-    """A run folder without saved outputs (crops must be re-created)."""
+    """A run folder without saved outputs (its crops come from the crops.npz the run wrote)."""
     return _make_run(tmp_path_factory.mktemp("report"), save_outputs=False)
+
+
+def _old_run_folder(run_dir: Path, where: Path) -> Path:
+    """A copy of ``run_dir`` as a run written before runs saved their crops (no crops.npz)."""
+    shutil.copytree(run_dir, where)
+    (where / report.CROPS_FILE).unlink()
+    return where
+
+
+@pytest.fixture(scope="module")
+def old_run(tiny_run, tmp_path_factory) -> Path:
+    """``tiny_run`` without its crops.npz: the report must re-create the denoised crops."""
+    return _old_run_folder(tiny_run, tmp_path_factory.mktemp("old") / "run")
+
+
+def _no_method_runs(monkeypatch) -> None:
+    """Make any attempt of the report to create or run a method fail loudly."""
+    import bench.evaluation
+    import methods.registry
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report ran a method")
+
+    monkeypatch.setattr(bench.evaluation, "evaluate", refuse)
+    monkeypatch.setattr(methods.registry, "create_method", refuse)
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +172,8 @@ def test_report_contents(tiny_run, tiny_report):
     assert re.search(r"\d+% of 4", row), row
     assert 'data-plot="speed"' in text and 'data-plot="noise"' in text
     assert "Pareto front" in text
-    assert "re-created by running each method again" in text
-    assert "PSNR equals the one the run recorded" in text  # the re-run reproduces the scored results
-    assert "The dataset files match the fingerprint" in text
+    assert "no method was run again" in text and "re-created" not in text
+    assert "were cut by the run from the files it scored (crops.npz)" in text
     assert "hardest" in text and "easiest" in text
     # no external resource of any kind
     assert not re.search(r'(src|href)="(?!data:|#)', text)
@@ -161,11 +185,98 @@ def test_report_contents(tiny_run, tiny_report):
         assert image is not None and image.size and image.std() > 1.0
 
 
+def test_an_old_run_folder_gets_its_crops_by_re_running(tiny_run, old_run, tiny_report):
+    """A run folder without crops.npz (written before runs saved their crops): every method is run again
+    on the chosen images, and the page shows the same pixels the run's own crops give."""
+    messages = []
+    text = report.render_report(old_run, log=messages.append)
+    assert "re-created by running each method again" in text
+    assert "PSNR equals the one the run recorded" in text  # the re-run reproduces the scored results
+    assert "The dataset files match the fingerprint" in text
+    assert sum("re-running" in message for message in messages) == 3 * 2
+    assert _PNG.findall(text)[2:] == _PNG.findall(tiny_report.read_text())[2:]  # every crop, bit for bit
+
+
+def test_the_report_of_a_run_runs_no_method(tiny_run, monkeypatch):
+    """The crops come from the run's crops.npz: the report neither creates nor runs a method."""
+    _no_method_runs(monkeypatch)
+    messages = []
+    text = html.unescape(report.render_report(tiny_run, log=messages.append))
+    assert text.count('class="crop"') == 3 * 4 and "no image" not in text
+    assert not [message for message in messages if "re-running" in message]
+
+
+def test_a_cached_rerun_still_saves_the_crops(tmp_path, monkeypatch):
+    """A run whose every result comes from the cache writes the same crops.npz, so its report runs no
+    method either."""
+    first = _make_run(tmp_path, save_outputs=False)
+    pairs = tmp_path / "pairs"
+    again = run_benchmark(RunConfig(["noisy", "bilateral"], open_dataset(pairs), out_root=tmp_path / "again"),
+                          log=lambda message: None)
+    assert again.cached == 8
+    with np.load(first / report.CROPS_FILE) as a, np.load(again.run_dir / report.CROPS_FILE) as b:
+        assert a.files == b.files and all(np.array_equal(a[name], b[name]) for name in a.files)
+    _no_method_runs(monkeypatch)
+    text = html.unescape(report.render_report(again.run_dir, log=lambda message: None))
+    assert text.count('class="crop"') == 3 * 4 and "no method was run again" in text
+
+
 def test_saved_outputs_are_used(tmp_path):
     run_dir = _make_run(tmp_path, save_outputs=True)
     text = html.unescape(report.render_report(run_dir, log=lambda message: None))
+    assert "come from the run itself (crops.npz)" in text  # the run's crops first
+    old = _old_run_folder(run_dir, tmp_path / "old")
+    text = html.unescape(report.render_report(old, log=lambda message: None))
     assert "come from the run's saved outputs" in text
     assert "re-created" not in text
+
+
+def test_a_damaged_crops_file_falls_back_to_the_dataset(tiny_run, tmp_path):
+    damaged = tmp_path / "run"
+    shutil.copytree(tiny_run, damaged)
+    (damaged / report.CROPS_FILE).write_bytes(b"not a zip file")
+    text = html.unescape(report.render_report(damaged, log=lambda message: None))
+    assert "crops.npz: not a crops file this version reads" in text
+    assert "re-created by running each method again" in text
+    assert text.count('class="crop"') == 3 * 4
+
+
+def test_a_result_crop_is_what_the_page_renders_of_the_whole_mosaic():
+    """The crop a task sends back (as the cache stores it) renders exactly as the whole output would, and a
+    malformed one is refused."""
+    from bench.core.rawio import pack_normalized
+    from bench.report.saved_crops import crop_from_fact
+
+    rng = np.random.default_rng(3)
+    gt = rng.integers(1024, 16383, size=(300, 410), dtype=np.uint16)
+    out = rng.integers(1024, 16383, size=gt.shape, dtype=np.uint16)
+    fact = report.result_crop(out, gt, 1024, 16383)
+    assert set(fact) == {"window", "origin", "shape", "pixels"} and len(json.dumps(fact)) < 60_000
+    crop = crop_from_fact(json.loads(json.dumps(fact)))
+    assert crop.window == report.detail_window(pack_normalized(gt, 1024, 16383))
+    assert crop.pixels.shape == (report.CROP_SIZE + 2 * report.CROP_MARGIN,) * 2  # an inner window
+    rendering = report.Rendering((1.5, 1.0, 2.0))
+    whole = report.render_window(out, "RGGB", crop.window, 1024, 16383, rendering)
+    assert np.array_equal(crop.render("RGGB", 1024, 16383, rendering), whole)
+    for broken in ({**fact, "pixels": fact["pixels"][:-8]}, {**fact, "window": [1, 0, 128, 128]},
+                   {**fact, "shape": [2, 2]}, {**fact, "origin": [-2, 0]}, "text"):
+        with pytest.raises(ValueError):
+            crop_from_fact(broken)
+
+
+def test_the_numpy_thumbnail_and_png_agree_with_opencv():
+    """The report draws without OpenCV (a run writes its crops in the main process, which must stay light):
+    area shrinking matches INTER_AREA but for rare rounding ties, and its PNGs decode to the same pixels."""
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:500, 0:333]
+    smooth = (np.stack([np.sin(xx / 17.0), np.cos(yy / 23.0), np.sin((xx + yy) / 9.0)], axis=-1) + 1) * 127
+    for image in (rng.integers(0, 256, (500, 333, 3), dtype=np.uint8), smooth.astype(np.uint8)):
+        ours = report.area_resize(image, 240, 160)
+        theirs = cv2.resize(image, (160, 240), interpolation=cv2.INTER_AREA)
+        assert np.abs(ours.astype(int) - theirs).max() <= 1 and (ours != theirs).mean() < 1e-3
+        decoded = cv2.imdecode(np.frombuffer(report.png_bytes(ours), np.uint8), cv2.IMREAD_COLOR)
+        assert np.array_equal(decoded[..., ::-1], ours)
+    assert np.array_equal(report.area_resize(image, 500, 333), image)
 
 
 def test_unreachable_dataset_still_renders_the_rest(tiny_run, tmp_path):
@@ -175,6 +286,10 @@ def test_unreachable_dataset_still_renders_the_rest(tiny_run, tmp_path):
     record["dataset"]["root"] = str(tmp_path / "gone")
     (moved / "run.json").write_text(json.dumps(record))
     text = html.unescape(report.render_report(moved, log=lambda message: None))
+    assert text.count('class="crop"') == 3 * 4  # the run's own crops need no dataset
+    assert "estimated by the run (noise.csv)" in text
+    old = _old_run_folder(moved, tmp_path / "old")
+    text = html.unescape(report.render_report(old, log=lambda message: None))
     assert "Crops are missing: the run's dataset cannot be opened" in text and "gone" in text
     assert "estimated by the run (noise.csv)" in text
     assert 'data-plot="speed"' in text and 'data-plot="noise"' in text
@@ -195,6 +310,10 @@ def test_methods_that_fail_get_placeholders(tmp_path, monkeypatch):
     record["methods"]["bilateral"]["params"] = {"no_such_parameter": 1}  # cannot be re-created any more
     (run_dir / "run.json").write_text(json.dumps(record))
     text = html.unescape(report.render_report(run_dir, log=lambda message: None))
+    assert "failed in the run: RuntimeError: boom" in text
+    assert text.count('class="crop"') == 3 * 4  # the run's crops: bilateral needs no re-creating
+    old = _old_run_folder(run_dir, tmp_path / "old")
+    text = html.unescape(report.render_report(old, log=lambda message: None))
     assert "failed in the run: RuntimeError: boom" in text
     assert "no image: cannot re-create bilateral: method 'bilateral' has no parameter 'no_such_parameter'" in text
     assert text.count('class="crop"') == 3 * 3  # noisy input, noisy, ground truth for each image

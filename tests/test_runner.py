@@ -15,7 +15,7 @@ from bench.datasets import open_dataset
 from bench.embedded import embedded_dataset
 from bench.runner import RunConfig, run_benchmark
 from methods.base import Method, param
-from tests.helpers import box_blur3, register_for_test
+from tests.helpers import box_blur3, register_for_test, write_pair_folder
 
 
 @pytest.fixture
@@ -181,6 +181,7 @@ def test_interrupt_keeps_what_finished(monkeypatch, quiet, pair_folder, tmp_path
     assert list(zip(rows["method"], rows["image"])) == [("noisy", 0), ("_interrupts", 0), ("noisy", 1)]
     assert json.loads((result.run_dir / "run.json").read_text())["status"] == "interrupted"
     assert (result.run_dir / "summary.md").is_file()
+    assert (result.run_dir / "crops.npz").is_file()  # written with the tables, of what finished
 
 
 def test_noise_modes_hand_methods_the_right_profile(monkeypatch, quiet, pair_folder, tmp_path):
@@ -251,3 +252,70 @@ def test_estimated_noise_uses_the_datasets_own_levels(monkeypatch, quiet, pair_f
     dataset = open_dataset(pair_folder, black_level=512, white_level=16383)
     run_benchmark(RunConfig(["_blur"], dataset, out_root=tmp_path), log=quiet[0])
     assert steps == [1.0 / (16383 - 512)] * 3
+
+
+def test_the_run_saves_the_reports_crops_cut_from_the_scored_outputs(monkeypatch, quiet, tmp_path):
+    """crops.npz holds, for the three images the report picks, the noisy and ground-truth crops and every
+    method's crop: the very pixels of the DNG that was scored, at the window the report chooses."""
+    from bench.core.rawio import read_dng
+    from bench.report import CROP_SIZE, choose_crop_images, crop_region, read_run_crops
+
+    register_for_test(monkeypatch, "_blur", _Blur)
+    pairs = write_pair_folder(tmp_path / "pairs", count=4, height=200, width=264)
+    dataset = open_dataset(pairs)
+    result = run_benchmark(RunConfig(["noisy", "_blur"], dataset, out_root=tmp_path / "out", save_outputs=True),
+                           log=quiet[0])
+    per_image = pd.read_csv(result.run_dir / "per_image.csv", dtype={"image": str})
+    chosen = choose_crop_images(per_image, {"noisy"})
+    saved = read_run_crops(result.run_dir)
+    assert [(image.role, image.image_id) for image in saved.values()] == chosen and len(chosen) == 3
+    items = {item.image_id: item for item in dataset.items}
+    for image in saved.values():
+        assert image.window[2:] == (CROP_SIZE, CROP_SIZE) and set(image.methods) == {"noisy", "_blur"}
+        top, left, bottom, right = crop_region(image.shape, image.window)
+        assert (image.noisy.origin, image.noisy.pixels.shape) == ((top, left), (bottom - top, right - left))
+        files = {"noisy": items[image.image_id].noisy_path, "gt": items[image.image_id].gt_path,
+                 **{name: result.run_dir / "outputs" / name / f"{image.image_id}.dng" for name in image.methods}}
+        crops = {"noisy": image.noisy, "gt": image.gt, **image.methods}
+        for name, path in files.items():
+            mosaic = read_dng(path, dataset.black_level, dataset.white_level).mosaic
+            assert np.array_equal(crops[name].pixels, mosaic[top:bottom, left:right]), name
+
+
+def test_a_crop_that_cannot_be_cut_costs_no_result(monkeypatch, quiet, pair_folder, tmp_path):
+    import bench.runner
+
+    dataset = open_dataset(pair_folder)
+    plain = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path / "a", fresh=True), log=quiet[0])
+
+    def broken(*args):
+        raise RuntimeError("no crop today")
+
+    monkeypatch.setattr(bench.runner, "result_crop", broken)
+    messages = []
+    result = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path / "b", fresh=True), log=messages.append)
+    assert result.succeeded == 3 and not (result.run_dir / "crops.npz").exists()
+    assert any("no crop for the report (RuntimeError: no crop today)" in m for m in messages)
+    columns = ["method", "image", "psnr", "ssim", "ssim_col", "score", "status"]
+    pd.testing.assert_frame_equal(pd.read_csv(plain.run_dir / "per_image.csv")[columns],
+                                  pd.read_csv(result.run_dir / "per_image.csv")[columns])
+
+
+def test_a_cache_entry_with_a_malformed_crop_is_a_miss(quiet, pair_folder, tmp_path):
+    """The crop a cached result carries is checked like the rest of its facts (the checksum made to match)."""
+    import os
+    from pathlib import Path
+
+    from bench.cache import _checksum
+
+    dataset = open_dataset(pair_folder)
+    run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path / "a"), log=quiet[0])
+    entries = sorted((Path(os.environ["RAW_BENCH_RESULT_CACHE"]) / "result").rglob("*.json"))
+    assert len(entries) == 3
+    entry = json.loads(entries[0].read_text())
+    assert entry["body"]["crop"]["window"][2:] == [64, 96]  # the whole of a small image
+    entry["body"]["crop"]["shape"] = [3, 3]
+    entry["checksum"] = _checksum(entry["kind"], entry["key"], entry["body"])
+    entries[0].write_text(json.dumps(entry))
+    again = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path / "b"), log=quiet[0])
+    assert again.cached == 2 and again.succeeded == 3
