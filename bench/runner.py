@@ -274,8 +274,10 @@ class _SignalGuard:
         return self
 
     def __exit__(self, *exc) -> None:
+        """Give the signals back; after an interrupted run, ignore them instead, so that one more Ctrl-C
+        while the process exits cannot kill it by signal and change its exit status."""
         for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if self.received is not None else handler)
 
     def _handle(self, signum: int, frame) -> None:
         if self.received is not None:
