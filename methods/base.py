@@ -34,6 +34,7 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from bench.core.cfa import check_bayer
 from bench.core.noise_model import NoiseProfile
 
 #: The kinds of method the registry knows. "burst" methods use every frame of ``NoisyRaw.frames``.
@@ -100,7 +101,8 @@ class NoisyRaw:
 
     frames: ``(N, h, w, 4)`` float32 in [0, 1], read-only: normalised packed frames, frame 0 the
         reference (N = 1 outside burst runs). ``packed`` is ``frames[0]``.
-    cfa: colour of each of the 4 planes, e.g. "BGGR".
+    cfa: colour of each of the 4 planes, e.g. "BGGR": any 2x2 Bayer pattern (``bench.core.cfa``; BenchError
+        naming the image otherwise). What a method does across planes must hold for every Bayer layout.
     noise: the noise profile of the frames (estimated from frame 0 or the dataset's true one, as the run
         chose); computed the first time a method asks for it.
     image_id: the dataset's id of the image (for messages only; methods must not key behaviour on it).
@@ -112,7 +114,7 @@ class NoisyRaw:
             raise ValueError(f"frames must be (N, h, w, 4), got {frames.shape}")
         frames.setflags(write=False)
         self.frames = frames
-        self.cfa = cfa
+        self.cfa = check_bayer(cfa, f"image {image_id}")
         self.image_id = image_id
         self._noise_fn = noise
 

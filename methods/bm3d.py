@@ -7,6 +7,13 @@ luminance-chrominance image: similar blocks are found in the first channel (the 
 signal-to-noise ratio is the highest) and every channel is filtered along those blocks. On the embedded set
 (oracle noise) this scores 57.98 against 56.66 for BM3D on each plane separately, at about the same speed.
 
+The transform is over plane positions, and that is right for every Bayer layout (``NoisyRaw.cfa``): R and B
+always lie on one diagonal of the cell and the two G on the other, so for RGGB, GRBG or GBRG the four channels
+are those of the planes put in colour order (B, G, G, R) but for the signs of some of channels 1-3 and, for
+GRBG and GBRG, a swap of channels 1 and 2. BM3D filters channels 1-3 alike along the blocks matched in channel
+0 and its shrinkage is symmetric in sign, so permuting the planes to colour order first changes no output bit
+(``tests/test_cfa_methods.py``); no permutation is made.
+
 The image is cut into square tiles, each padded with ``TILE_MARGIN`` pixels of its neighbours, which are
 denoised independently and cropped back; with more than one tile they run in worker processes. Images up to
 ``tile_size`` packed pixels on a side are one tile, denoised in this process (each BM3D call also costs about

@@ -1,5 +1,6 @@
 """What the learned methods share: finding a network through its method file, building it, loading its
-weights (``methods.toolkit.checkpoint``) and blind tiled inference."""
+weights (``methods.toolkit.checkpoint``) and blind tiled inference, in the networks' own Bayer layout
+whatever the input's (``NETWORK_CFA``)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ from typing import ClassVar
 
 import numpy as np
 
+from bench.core.cfa import from_cfa, to_cfa
 from bench.core.errors import BenchError, first_line
 from methods.toolkit.checkpoint import Checkpoint
 from methods.toolkit.inference import network_input, pick_device, run_tiled
 from methods.base import Method, NoisyRaw, at_least, param
 from methods.registry import get_method_class, list_methods
 
+#: The Bayer layout the networks work in: ``bench train`` makes BGGR patches, and ``network_denoise`` brings
+#: an image of any other Bayer layout to it (and back).
+NETWORK_CFA = "BGGR"
 #: Where shipped weights live: ``methods/weights/<network>.pth`` with a model card ``<network>.md``.
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -91,18 +96,22 @@ def load_network(path: Path, expected_network: str):
 
 
 def network_denoise(net, packed: np.ndarray, noise, tile: int, overlap: int, device: str,
-                    half: bool) -> np.ndarray:
+                    half: bool, cfa: str = NETWORK_CFA) -> np.ndarray:
     """Denoise one image with a packed-RAW network (``methods/networks`` convention).
 
     packed: ``(h, w, 4)`` float32 normalised noisy image. noise: a function returning its NoiseProfile,
     called only when the network takes a noise map. tile, overlap, device, half: as declared on
-    ``LearnedMethod``. Returns the denoised ``(h, w, 4)`` float32 clipped to [0, 1].
+    ``LearnedMethod``. cfa: the colour of each plane of ``packed`` (any Bayer layout): an image that is not
+    ``NETWORK_CFA`` is padded by a reflected row and/or column to that layout for the network, and its
+    output cropped back (``bench.core.cfa.to_cfa``), so every plane is denoised as its own colour and the
+    output lines up with ``packed``. Returns the denoised ``(h, w, 4)`` float32 clipped to [0, 1].
     """
     device = pick_device(device)
     net = net.to(device).half() if half else net.to(device)
     profile = noise() if net.noise_map else None
-    out = run_tiled(net, network_input(packed, profile), tile=tile, overlap=overlap, device=device, half=half)
-    return np.clip(out.transpose(1, 2, 0), 0.0, 1.0)
+    image = to_cfa(packed, cfa, NETWORK_CFA)
+    out = run_tiled(net, network_input(image, profile), tile=tile, overlap=overlap, device=device, half=half)
+    return np.clip(from_cfa(out.transpose(1, 2, 0), cfa, NETWORK_CFA), 0.0, 1.0)
 
 
 def load_model_file(path: Path, network_class):
@@ -154,7 +163,7 @@ class LearnedMethod(Method):
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return network_denoise(self.loaded_network(), raw.packed, lambda: raw.noise, tile=self.tile,
-                               overlap=self.overlap, device=self.device, half=self.half)
+                               overlap=self.overlap, device=self.device, half=self.half, cfa=raw.cfa)
 
     def weights_path(self) -> Path:
         """The weights file this instance uses: its ``weights`` parameter, else the shipped weights."""
