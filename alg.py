@@ -8,9 +8,11 @@ Denoises every INPUT_DIR/noisy{i}.dng (or {i}_noise.dng) into OUTPUT_DIR/denoise
 From Python: `denoise_image(packed, profile, cfa)` is the method itself.
 
 What it does to each image: read the mosaic (rawpy), pack the 2x2 Bayer phases into 4 planes,
-normalise with BLACK_LEVEL / WHITE_LEVEL, estimate the noise profile var = a*x + b from the image
-alone, denoise, clip to [0, 1], scale back and truncate to uint16, and write the pixels into a
-byte-for-byte copy of the noisy file.
+normalise each plane with its black level and the white level LEVELS gives the file, estimate the
+noise profile var = a*x + b from the image alone, denoise, clip to [0, 1], scale back to the same
+levels and truncate to uint16, and write the pixels into a byte-for-byte copy of the noisy file
+(its tags, levels included, kept).
+Levels: competition (black 1024, white 16383 for every file, whatever its tags say).
 
 Method: bm3d (classical), parameters:
     sigma_scale = 0.9
@@ -54,6 +56,34 @@ class BenchError(Exception):
     """A problem with the user's input or set-up, stated in one line that names the file or thing at fault."""
 
 
+# ---- from bench/core/cfa.py
+
+
+#: The Bayer layouts, in ``PLANE_OFFSETS`` order.
+BAYER_CFAS = ("BGGR", "RGGB", "GRBG", "GBRG")
+
+
+def bayer_problem(cfa: object) -> str | None:
+    """What keeps ``cfa`` from being a 2x2 Bayer pattern, as one phrase, or None when it is one."""
+    if not isinstance(cfa, str) or len(cfa) != 4 or any(letter not in "RGB" for letter in cfa):
+        return "it must be four letters R, G, B (one per 2x2 position)"
+    if sorted(cfa) != ["B", "G", "G", "R"]:
+        return "a Bayer pattern has one R, one B and two G"
+    if cfa[0] != cfa[3] and cfa[1] != cfa[2]:  # the Gs on neither diagonal, (0, 0)-(1, 1) nor (0, 1)-(1, 0)
+        return "its two G share a row or a column instead of a diagonal"
+    return None
+
+
+def check_bayer(cfa: object, source: object) -> str:
+    """``cfa`` when it is a 2x2 Bayer pattern; otherwise BenchError ``"<source>: CFA pattern ... is not a 2x2
+    Bayer pattern (why)"``, ``source`` being the file (or image) it came from."""
+    problem = bayer_problem(cfa)
+    if problem is not None:
+        raise BenchError(f"{source}: CFA pattern {cfa!r} is not a 2x2 Bayer pattern ({problem}); "
+                         f"supported: {', '.join(BAYER_CFAS)}")
+    return cfa
+
+
 # ---- from bench/core/files.py
 
 
@@ -72,6 +102,219 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# ---- from bench/core/levels.py
+
+
+COMPETITION_BLACK_LEVEL = 1024
+
+
+COMPETITION_WHITE_LEVEL = 16383
+
+
+#: Largest value a 16-bit mosaic can hold, so the highest possible white level.
+MAX_LEVEL = 65535
+
+
+LEVEL_MODES = ("competition", "file")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def level_range_problem(black_level, white_level) -> str | None:
+    """What is wrong with a black level (one, or four per plane) and white level for 16-bit data, as one
+    phrase, or None when ``0 <= black < white <= 65535`` holds for integers (for every plane's black)."""
+    blacks = tuple(black_level) if isinstance(black_level, (tuple, list)) else (black_level,)
+    if len(blacks) not in (1, 4) or not all(_is_int(b) for b in blacks) or not _is_int(white_level):
+        return f"black level {black_level!r} and white level {white_level!r} must be integers"
+    if not all(0 <= b < white_level <= MAX_LEVEL for b in blacks):
+        return (f"black level {black_text(blacks)} and white level {white_level} must satisfy "
+                f"0 <= black < white <= {MAX_LEVEL}")
+    return None
+
+
+def black_text(black_level) -> str:
+    """``1024`` for one black level (or four equal ones), ``1000/1010/1020/1030`` for four per plane."""
+    blacks = tuple(black_level) if isinstance(black_level, (tuple, list)) else (black_level,)
+    if len(set(blacks)) == 1:
+        return str(int(blacks[0]))
+    return "/".join(str(int(b)) for b in blacks)
+
+
+def _per_sample_black(black_level, shape: tuple[int, ...]) -> np.ndarray:
+    """Four per-plane black levels as an int64 array that broadcasts against an array of ``shape``: the last
+    axis of a packed ``(..., 4)`` array, or the 2x2 CFA phases of a 2-D mosaic."""
+    black = np.asarray(black_level, dtype=np.int64)
+    if black.shape != (4,):
+        raise ValueError(f"black level must be one value or four (one per plane), got {black_level!r}")
+    if len(shape) == 2:
+        rows, cols = shape
+        return np.tile(black.reshape(2, 2), ((rows + 1) // 2, (cols + 1) // 2))[:rows, :cols]
+    if not shape or shape[-1] != 4:
+        raise ValueError(f"per-plane black levels need a 2-D mosaic or a packed (..., 4) array, got shape {shape}")
+    return black
+
+
+def normalize(raw: np.ndarray, black_level, white_level: int) -> np.ndarray:
+    """Competition normalisation ``(raw - black) / (white - black)`` in float32 (not clipped); ``black_level``
+    one level or four per plane (module docstring)."""
+    if np.ndim(black_level) == 0:
+        return (raw.astype(np.float32) - np.float32(black_level)) / np.float32(white_level - black_level)
+    black = _per_sample_black(black_level, np.shape(raw))
+    return (raw.astype(np.float32) - black.astype(np.float32)) / (white_level - black).astype(np.float32)
+
+
+def denormalize(x: np.ndarray, black_level, white_level: int) -> np.ndarray:
+    """Competition inverse: ``clip(x, 0, 1) * (white - black) + black`` in float32, then truncating
+    ``astype(uint16)`` (no rounding), exactly as the organisers' code does on a float32 network output;
+    ``black_level`` one level or four per plane (module docstring)."""
+    if np.ndim(black_level) == 0:
+        scaled = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0) * np.float32(white_level - black_level)
+        return (scaled + np.float32(black_level)).astype(np.uint16)
+    black = _per_sample_black(black_level, np.shape(x))
+    scaled = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0) * (white_level - black).astype(np.float32)
+    return (scaled + black.astype(np.float32)).astype(np.uint16)
+
+
+@dataclass(frozen=True)
+class Levels:
+    """The levels one frame is normalised with: ``black``, the black level of each packed plane
+    (``PLANE_OFFSETS`` order, four integers), and ``white``, the white level. ValueError unless
+    ``0 <= black < white <= 65535`` for every plane."""
+
+    black: tuple[int, int, int, int]
+    white: int
+
+    def __post_init__(self):
+        problem = level_range_problem(tuple(self.black), self.white)
+        if problem is None and len(self.black) != 4:
+            problem = f"black level {self.black!r} must be four values, one per plane"
+        if problem:
+            raise ValueError(problem)
+        object.__setattr__(self, "black", tuple(int(b) for b in self.black))
+        object.__setattr__(self, "white", int(self.white))
+
+    @classmethod
+    def of(cls, black_level, white_level: int) -> "Levels":
+        """Levels from one black level (every plane's) or four, and the white level."""
+        if isinstance(black_level, (tuple, list)):
+            return cls(tuple(black_level), white_level)
+        return cls((black_level,) * 4, white_level)
+
+    @property
+    def uniform(self) -> bool:
+        """True when all four planes share one black level (as in the competition)."""
+        return len(set(self.black)) == 1
+
+    @property
+    def black_level(self):
+        """What ``normalize`` takes: the one black level when the planes share it, else the four."""
+        return self.black[0] if self.uniform else self.black
+
+    @property
+    def white_level(self) -> int:
+        return self.white
+
+    @property
+    def dn_step(self) -> float:
+        """One stored level (DN) in the normalised domain, ``1 / (white - black)`` (with the planes' mean
+        black where they differ): what the blind noise estimator models the truncation to whole DN with."""
+        if self.uniform:
+            return 1.0 / (self.white - self.black[0])
+        return 1.0 / (self.white - sum(self.black) / 4.0)
+
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        """``raw`` (a packed ``(..., 4)`` array or a 2-D mosaic) normalised, float32, not clipped."""
+        return normalize(raw, self.black_level, self.white)
+
+    def denormalize(self, x: np.ndarray) -> np.ndarray:
+        """The organisers' write-back of ``x`` (packed or a 2-D mosaic) to uint16 in these levels."""
+        return denormalize(x, self.black_level, self.white)
+
+    def describe(self) -> str:
+        """``black 1024, white 16383`` (``black 1000/1010/1020/1030 per plane, ...`` where they differ)."""
+        per_plane = "" if self.uniform else " per plane"
+        return f"black {black_text(self.black)}{per_plane}, white {self.white}"
+
+    def as_dict(self) -> dict:
+        """``{"black": [four ints], "white": int}``, for records."""
+        return {"black": list(self.black), "white": self.white}
+
+
+@dataclass(frozen=True)
+class LevelPolicy:
+    """Where each file's levels come from (module docstring): ``mode`` "competition" or "file", and
+    ``black`` / ``white`` the levels fixed for every file (``--black-level`` / ``--white-level``, or the
+    competition's 1024 / 16383, which "competition" fills in), None where each file's own tag is used.
+    BenchError for an unknown mode or impossible levels."""
+
+    mode: str = "competition"
+    black: int | None = None
+    white: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in LEVEL_MODES:
+            raise BenchError(f"--levels must be one of {', '.join(LEVEL_MODES)}, got {self.mode!r}")
+        if self.mode == "competition":
+            object.__setattr__(self, "black", COMPETITION_BLACK_LEVEL if self.black is None else self.black)
+            object.__setattr__(self, "white", COMPETITION_WHITE_LEVEL if self.white is None else self.white)
+        if self.black is not None and self.white is not None:
+            problem = level_range_problem(self.black, self.white)
+            if problem:
+                raise BenchError(f"{problem} (--black-level/--white-level)")
+        for name, value in (("black", self.black), ("white", self.white)):
+            if value is not None and (not _is_int(value) or not 0 <= value <= MAX_LEVEL):
+                raise BenchError(f"--{name}-level {value!r} must be an integer from 0 to {MAX_LEVEL}")
+            object.__setattr__(self, name, None if value is None else int(value))
+
+    @property
+    def fixed(self) -> Levels | None:
+        """The levels of every file when the policy fixes both parts (no file is needed), else None."""
+        if self.black is None or self.white is None:
+            return None
+        return Levels.of(self.black, self.white)
+
+    def resolve(self, path, tag_black: tuple[int, ...], tag_white: int) -> Levels:
+        """The levels of the file at ``path`` whose DNG tags give ``tag_black`` (per plane) and ``tag_white``;
+        BenchError naming the file when they are no valid levels."""
+        black = (self.black,) * 4 if self.black is not None else tuple(tag_black)
+        white = self.white if self.white is not None else tag_white
+        problem = level_range_problem(black, white)
+        if problem:
+            raise BenchError(f"{path}: levels from its DNG tags ({tags_text(tag_black, tag_white)}) do not "
+                             f"work: {problem}; pass --black-level/--white-level for this sensor")
+        return Levels.of(black, white)
+
+    def tag_note(self, path, used: Levels, tag_black: tuple[int, ...], tag_white: int) -> str | None:
+        """One line saying that the file at ``path`` is normalised with other levels than its DNG tags give,
+        or None when they agree (always under "file" without overrides)."""
+        if tuple(tag_black) == used.black and tag_white == used.white:
+            return None
+        why = ("--levels competition fixes them as the organisers did; --levels file uses the tags"
+               if self.mode == "competition" else "--black-level/--white-level override them")
+        return (f"{path}: its DNG tags give {tags_text(tag_black, tag_white)}, but it is normalised with "
+                f"{used.describe()} ({why})")
+
+    def describe(self) -> str:
+        """One phrase, e.g. ``competition (black 1024, white 16383 for every file)`` or ``file (each file's
+        DNG tags)``."""
+        if self.mode == "competition":
+            return f"competition (black {self.black}, white {self.white} for every file, whatever its tags say)"
+        parts = [f"black {self.black}" if self.black is not None else "black from each file's DNG tags",
+                 f"white {self.white}" if self.white is not None else "white from each file's DNG tags"]
+        return f"file ({', '.join(parts)})"
+
+    def as_dict(self) -> dict:
+        """``{"mode", "black", "white"}`` (None where each file's tag is used), for records and cache keys."""
+        return {"mode": self.mode, "black": self.black, "white": self.white}
+
+
+def tags_text(tag_black: tuple[int, ...], tag_white: int) -> str:
+    """``black 1000/1010/1020/1030, white 4095``: what a file's DNG tags say."""
+    return f"black {black_text(tuple(tag_black))}, white {tag_white}"
 
 
 # ---- from bench/core/noise_estimation.py
@@ -370,12 +613,6 @@ def estimate_profile(packed: np.ndarray, *, block: int = DEFAULT_BLOCK, step: fl
 # ---- from bench/core/rawio.py
 
 
-COMPETITION_BLACK_LEVEL = 1024
-
-
-COMPETITION_WHITE_LEVEL = 16383
-
-
 #: Row/column offset of each packed plane inside a 2x2 CFA cell.
 PLANE_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
 
@@ -389,23 +626,34 @@ class RawImage:
 
     mosaic: ``(H, W)`` uint16 sensor values, black level included, H and W even.
     cfa: colour of each packed plane, e.g. ``"BGGR"`` (see module docstring for the plane order).
-    black_level, white_level: the normalisation constants used for this frame.
+    levels: the levels this frame is normalised with (``bench.core.levels``: chosen by the reader's
+    ``LevelPolicy`` from the competition's or the file's own).
     path: where it was read from, or None.
+    tags: the levels the file's DNG tags give, ``(black per plane, white)``, or None when not read from a file.
     """
 
     mosaic: np.ndarray
     cfa: str
-    black_level: int
-    white_level: int
+    levels: Levels
     path: Path | None = None
+    tags: tuple[tuple[int, int, int, int], int] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.mosaic.shape
 
+    @property
+    def black_level(self):
+        """The black level (the four per plane where they differ)."""
+        return self.levels.black_level
+
+    @property
+    def white_level(self) -> int:
+        return self.levels.white
+
     def normalized_packed(self) -> np.ndarray:
         """``(H/2, W/2, 4)`` float32 in [0, 1] (values below black / above white are clipped)."""
-        return pack_normalized(self.mosaic, self.black_level, self.white_level)
+        return pack_normalized(self.mosaic, self.levels.black_level, self.levels.white)
 
 
 @dataclass(frozen=True)
@@ -496,17 +744,17 @@ def _find_cfa_page(tif):
 
 def read_dng(
     path: str | os.PathLike,
-    black_level: int = COMPETITION_BLACK_LEVEL,
-    white_level: int = COMPETITION_WHITE_LEVEL,
+    levels: LevelPolicy | Levels | None = None,
     data: bytes | None = None,
 ) -> RawImage:
     """Read the visible Bayer mosaic of a DNG with rawpy.
 
-    black_level / white_level: normalisation constants. The competition fixes them at 1024 / 16383
-    (not read from the file); pass others for other sensors.
+    levels: the ``LevelPolicy`` that chooses this file's levels (default: the competition's 1024 / 16383,
+    not read from the file, as the organisers did), or the ``Levels`` themselves.
     data: the file's bytes when the caller already read them (e.g. to hash them); read from ``path``
     otherwise.
-    Raises BenchError naming the file for anything unreadable.
+    Raises BenchError naming the file for anything unreadable, or for tags that give no valid levels
+    where the policy takes them from the file.
     """
     import rawpy
 
@@ -516,19 +764,30 @@ def read_dng(
         data = path.read_bytes()
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
             pattern = np.asarray(raw.raw_pattern)
             colors = raw.color_desc.decode("ascii")
+            per_channel, white = list(raw.black_level_per_channel), int(raw.white_level)
+            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
     except Exception as exc:
         raise BenchError(f"{path}: rawpy could not decode it ({type(exc).__name__}: {exc})") from None
     if mosaic.ndim != 2 or mosaic.shape[0] % 2 or mosaic.shape[1] % 2:
         raise BenchError(f"{path}: mosaic shape {mosaic.shape} is not a 2-D image with even sides")
+    tags = _plane_levels(path, per_channel, white, pattern)
+    cfa = "".join(colors[pattern[r, c]] for r, c in PLANE_OFFSETS)
+    check_bayer(cfa, path)
+    if not isinstance(levels, Levels):
+        levels = (levels or LevelPolicy()).resolve(path, *tags)
+    return RawImage(mosaic=mosaic, cfa=cfa, levels=levels, path=path, tags=tags)
+
+
+def _plane_levels(path: Path, per_channel: list, white: int,
+                  pattern: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
+    """``(black of each packed plane, white)`` from rawpy's tags: ``black_level_per_channel`` is indexed by
+    colour index, which ``raw_pattern`` gives for each position of the 2x2 CFA cell. BenchError naming the
+    file for a pattern that is not 2x2."""
     if pattern.shape != (2, 2):
         raise BenchError(f"{path}: CFA pattern {pattern.tolist()} is not a 2x2 Bayer pattern")
-    cfa = "".join(colors[pattern[r, c]] for r, c in PLANE_OFFSETS)
-    if black_level >= white_level:
-        raise BenchError(f"{path}: black level {black_level} must be below white level {white_level}")
-    return RawImage(mosaic=mosaic, cfa=cfa, black_level=int(black_level), white_level=int(white_level), path=path)
+    return tuple(int(per_channel[int(pattern[r, c])]) for r, c in PLANE_OFFSETS), int(white)
 
 
 def pack(mosaic: np.ndarray) -> np.ndarray:
@@ -549,22 +808,10 @@ def unpack(packed: np.ndarray) -> np.ndarray:
     return mosaic
 
 
-def pack_normalized(mosaic: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
+def pack_normalized(mosaic: np.ndarray, black_level, white_level: int) -> np.ndarray:
     """What a method receives: the ``(H, W)`` mosaic packed, normalised and clipped -> ``(H/2, W/2, 4)``
-    float32 in [0, 1]."""
+    float32 in [0, 1]; ``black_level`` one level or four, one per plane."""
     return np.clip(normalize(pack(mosaic), black_level, white_level), 0.0, 1.0)
-
-
-def normalize(raw: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
-    """Competition normalisation ``(raw - black) / (white - black)`` in float32 (not clipped)."""
-    return (raw.astype(np.float32) - np.float32(black_level)) / np.float32(white_level - black_level)
-
-
-def denormalize(x: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
-    """Competition inverse: ``clip(x, 0, 1) * (white - black) + black`` in float32, then truncating
-    ``astype(uint16)`` (no rounding), exactly as the organisers' code does on a float32 network output."""
-    scaled = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0) * np.float32(white_level - black_level)
-    return (scaled + np.float32(black_level)).astype(np.uint16)
 
 
 def write_dng_splice(template: str | os.PathLike, mosaic: np.ndarray, out_path: str | os.PathLike) -> None:
@@ -590,9 +837,11 @@ def write_dng_splice(template: str | os.PathLike, mosaic: np.ndarray, out_path: 
     _write_verified(Path(out_path), bytes(data), mosaic, expected_size=layout.file_size)
 
 
-def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: int | None) -> None:
-    """Write ``data`` to a temporary file beside ``path``, check it (size, and rawpy reads back exactly
-    ``mosaic``), then rename it into place: a crash or a failed check never leaves a bad file at ``path``."""
+def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: int | None,
+                    expected: tuple[str, Levels] | None = None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, check it (size, rawpy reads back exactly
+    ``mosaic`` and, when ``expected`` is given, that CFA and the levels in its tags), then rename it into
+    place: a crash or a failed check never leaves a bad file at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write_and_check(tmp: Path) -> None:
@@ -600,9 +849,12 @@ def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: 
         size = tmp.stat().st_size
         if expected_size is not None and size != expected_size:
             raise BenchError(f"{path}: written file has {size} bytes, template had {expected_size}")
-        back = read_dng(tmp).mosaic
-        if back.shape != mosaic.shape or not np.array_equal(back, mosaic):
+        back = read_dng(tmp)
+        if back.shape != mosaic.shape or not np.array_equal(back.mosaic, mosaic):
             raise BenchError(f"{path}: re-reading the written DNG does not give back the written pixels")
+        if expected is not None and (back.cfa, back.tags) != (expected[0], (expected[1].black, expected[1].white)):
+            raise BenchError(f"{path}: re-reading the written DNG gives CFA {back.cfa} and tags {back.tags}, not "
+                             f"{expected[0]} and {expected[1].describe()}")
 
     atomic_write(path, write_and_check)
 
@@ -717,10 +969,10 @@ def check_output(out, expected_shape: tuple[int, ...]) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def packed_to_mosaic(out, expected_shape: tuple[int, ...], black_level: int, white_level: int) -> np.ndarray:
+def packed_to_mosaic(out, expected_shape: tuple[int, ...], levels: Levels) -> np.ndarray:
     """A method's ``(h, w, 4)`` output -> the ``(2h, 2w)`` uint16 mosaic written back: checked, clipped to
-    [0, 1], scaled to [black, white] and truncated (``bench.core.rawio.denormalize``)."""
-    return unpack(denormalize(check_output(out, expected_shape), black_level, white_level))
+    [0, 1], scaled to each plane's [black, white] of ``levels`` and truncated (``Levels.denormalize``)."""
+    return unpack(levels.denormalize(check_output(out, expected_shape)))
 
 
 def find_noisy_inputs(folder: Path) -> list[tuple[str, Path]]:
@@ -754,23 +1006,24 @@ def output_name(image_id: str) -> str:
     return f"denoise{image_id}.dng"
 
 
-def denoise_file(noisy_path: Path, out_path: Path, denoise, black_level: int, white_level: int) -> float:
-    """Read ``noisy_path``, estimate its noise profile, denoise it with ``denoise`` (module docstring) and
-    write the result into a byte copy of the noisy file at ``out_path`` (values in [black, white]).
+def denoise_file(noisy_path: Path, out_path: Path, denoise, levels: LevelPolicy) -> float:
+    """Read ``noisy_path`` with the levels ``levels`` gives it (the competition's, or its own DNG tags),
+    estimate its noise profile, denoise it with ``denoise`` (module docstring) and write the result into a
+    byte copy of the noisy file at ``out_path`` (values in its [black, white], its tags kept).
 
     Returns the seconds the whole file took. Raises BenchError naming the file for unreadable input, and
     MethodOutputError when ``denoise`` returns something invalid.
     """
     started = time.perf_counter()
-    raw = read_dng(noisy_path, black_level, white_level)
+    raw = read_dng(noisy_path, levels)
     packed = raw.normalized_packed()
-    profile = estimate_noise(packed, step=1.0 / (white_level - black_level))
+    profile = estimate_noise(packed, step=raw.levels.dn_step)
     out = denoise(packed, profile, raw.cfa)
-    write_dng_splice(noisy_path, packed_to_mosaic(out, packed.shape, black_level, white_level), out_path)
+    write_dng_splice(noisy_path, packed_to_mosaic(out, packed.shape, raw.levels), out_path)
     return time.perf_counter() - started
 
 
-def script_main(argv: list[str], denoise, black_level: int, white_level: int, description: str) -> int:
+def script_main(argv: list[str], denoise, levels: LevelPolicy, description: str) -> int:
     """Command line of an exported script: ``INPUT_DIR OUTPUT_DIR``; writes ``OUTPUT_DIR/denoise{i}.dng``
     for every noisy image of ``INPUT_DIR`` (see ``find_noisy_inputs``). Errors print one line and give
     exit status 2."""
@@ -781,7 +1034,7 @@ def script_main(argv: list[str], denoise, black_level: int, white_level: int, de
     try:
         inputs = find_noisy_inputs(args.input_dir)
         for position, (image_id, path) in enumerate(inputs, start=1):
-            seconds = denoise_file(path, args.output_dir / output_name(image_id), denoise, black_level, white_level)
+            seconds = denoise_file(path, args.output_dir / output_name(image_id), denoise, levels)
             print(f"[{position}/{len(inputs)}] {path.name} -> {output_name(image_id)}  {seconds:.1f} s", flush=True)
     except (BenchError, MethodOutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -953,8 +1206,8 @@ def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, s
 
 
 # ---- this submission
-BLACK_LEVEL = 1024
-WHITE_LEVEL = 16383
+#: Where each input's black and white levels come from (see LevelPolicy).
+LEVELS = LevelPolicy(mode='competition', black=1024, white=16383)
 DESCRIPTION = "bm3d (sigma_scale=0.9, speed='standard', tile_size=512, workers=0): BM3D (reference bm3d package, both stages) on the 4 Bayer planes jointly after a VST and a 2x2 Haar."
 
 PARAMETERS = {'sigma_scale': 0.9, 'speed': 'standard', 'tile_size': 512, 'workers': 0}
@@ -967,7 +1220,7 @@ def denoise_image(packed: np.ndarray, profile: NoiseProfile, cfa: str) -> np.nda
 
 
 def main(argv: list[str]) -> int:
-    return script_main(argv, denoise_image, BLACK_LEVEL, WHITE_LEVEL, DESCRIPTION)
+    return script_main(argv, denoise_image, LEVELS, DESCRIPTION)
 
 
 if __name__ == "__main__":

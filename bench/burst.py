@@ -30,7 +30,8 @@ import numpy as np
 
 from bench.core.demosaic import demosaic, mosaic_rgb
 from bench.core.noise_model import NoiseProfile, add_noise
-from bench.core.rawio import denormalize, normalize, pack_normalized
+from bench.core.levels import Levels
+from bench.core.rawio import pack_normalized, unpack
 
 DEFAULT_SEED = 8
 DEFAULT_MAX_SHIFT = 2.0
@@ -76,15 +77,15 @@ def frame_motion(spec: BurstSpec, image_id: str, frame: int) -> FrameMotion:
 
 
 def synthesize_burst(spec: BurstSpec, image_id: str, noisy_mosaic: np.ndarray, gt_mosaic: np.ndarray, cfa: str,
-                     profile: NoiseProfile, black_level: int, white_level: int,
-                     clean_rgb: np.ndarray | None = None) -> np.ndarray:
+                     profile: NoiseProfile, levels: Levels, clean_rgb: np.ndarray | None = None) -> np.ndarray:
     """The ``(N, H, W)`` uint16 noisy mosaics of a synthetic burst; frame 0 is ``noisy_mosaic`` itself.
 
     noisy_mosaic, gt_mosaic: ``(H, W)`` uint16 with black level. cfa: colours in ``PLANE_OFFSETS`` order.
-    profile: the noise of the generator (normalised domain). clean_rgb: the ``(H, W, 3)`` linear RGB in
-    [0, 1] that the ground truth was mosaicked from, where the dataset knows it; moved frames are then
-    mosaicked from it exactly like the ground truth (``denormalize``). Otherwise the ground truth is
-    demosaicked, and moved frames are rounded to the nearest level.
+    profile: the noise of the generator (normalised domain). levels: the image's levels (black per plane,
+    white), which the frames are made in. clean_rgb: the ``(H, W, 3)`` linear RGB in [0, 1] that the ground
+    truth was mosaicked from, where the dataset knows it; moved frames are then mosaicked from it exactly
+    like the ground truth (``Levels.denormalize``). Otherwise the ground truth is demosaicked, and moved
+    frames are rounded to the nearest level.
     """
     frames = [noisy_mosaic]
     rgb = clean_rgb
@@ -93,16 +94,15 @@ def synthesize_burst(spec: BurstSpec, image_id: str, noisy_mosaic: np.ndarray, g
         if spec.static:
             clean = gt_mosaic
         elif clean_rgb is not None:
-            clean = denormalize(mosaic_rgb(move_image(clean_rgb, motion), cfa), black_level, white_level)
+            clean = levels.denormalize(mosaic_rgb(move_image(clean_rgb, motion), cfa))
         else:
             if rgb is None:
-                rgb = demosaic(normalize(gt_mosaic, black_level, white_level), cfa)
+                rgb = demosaic(levels.normalize(gt_mosaic), cfa)
             moved = move_image(rgb, motion)
             # rounded, not truncated like a denoiser's output: a clean frame should carry no -0.5 DN bias
-            levels = np.clip(mosaic_rgb(moved, cfa), 0.0, 1.0) * (white_level - black_level) + black_level
-            clean = np.rint(levels).astype(np.uint16)
+            clean = _rounded_mosaic(mosaic_rgb(moved, cfa), levels)
         rng = _rng(spec, image_id, k, stream=1)
-        frames.append(add_noise(clean, profile.a, profile.b, rng, black_level, white_level))
+        frames.append(add_noise(clean, profile.a, profile.b, rng, levels.black_level, levels.white))
     return np.stack(frames)
 
 
@@ -121,9 +121,19 @@ def move_image(rgb: np.ndarray, motion: FrameMotion) -> np.ndarray:
     return np.clip(moved, 0.0, 1.0)
 
 
-def packed_frames(mosaics: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
-    """``(N, H, W)`` uint16 mosaics -> ``(N, H/2, W/2, 4)`` float32 normalised packed frames in [0, 1]."""
-    return np.stack([pack_normalized(m, black_level, white_level) for m in mosaics])
+def _rounded_mosaic(x: np.ndarray, levels: Levels) -> np.ndarray:
+    """A normalised ``(H, W)`` mosaic scaled to ``levels`` (each CFA phase its own black) and rounded."""
+    if levels.uniform:
+        black = levels.black[0]
+        return np.rint(np.clip(x, 0.0, 1.0) * (levels.white - black) + black).astype(np.uint16)
+    black = unpack(np.broadcast_to(np.asarray(levels.black, dtype=np.float64), (*[s // 2 for s in x.shape], 4)))
+    return np.rint(np.clip(x, 0.0, 1.0) * (levels.white - black) + black).astype(np.uint16)
+
+
+def packed_frames(mosaics: np.ndarray, levels: Levels) -> np.ndarray:
+    """``(N, H, W)`` uint16 mosaics -> ``(N, H/2, W/2, 4)`` float32 packed frames in [0, 1], normalised with
+    ``levels``."""
+    return np.stack([pack_normalized(m, levels.black_level, levels.white) for m in mosaics])
 
 
 def _rng(spec: BurstSpec, image_id: str, frame: int, stream: int) -> np.random.Generator:

@@ -10,8 +10,9 @@ A fact is stored under a key that hashes everything it depends on:
 * the method's name and parameter values, and the content of its weights file (learned methods);
 * the content (SHA-256) of every input file it read, hashed from the very bytes that were decoded: noisy
   image, ground truth, real burst frames;
-* how the input was given to it: noise mode (and the true profile, for "oracle"), burst settings,
-  black and white levels;
+* how the input was given to it: noise mode (and the true profile, for "oracle"), burst settings, the
+  level policy (``--levels`` and the overrides; with the file's content, which holds its tags, it decides
+  the levels);
 * the code: a fingerprint over every ``.py`` file of ``bench/`` and ``methods/``, so any code change
   invalidates every cached result rather than risk a stale number.
 

@@ -233,10 +233,26 @@ def _is_local(node: ast.FunctionDef | ast.ClassDef, name: str) -> bool:
         if isinstance(inner, ast.Name) and inner.id == name and isinstance(inner.ctx, ast.Store):
             return True
         if isinstance(inner, (ast.FunctionDef, ast.ClassDef)) and inner is not node and inner.name == name:
+            if isinstance(node, ast.ClassDef) and inner in node.body and not _used_at_class_scope(node, name):
+                continue  # a method's name is not visible inside the methods: the class scope does not enclose them
             return True
         if isinstance(inner, ast.ExceptHandler) and inner.name == name:
             return True
         if isinstance(inner, ast.alias) and (inner.asname or inner.name.split(".")[0]) == name:
+            return True
+    return False
+
+
+def _used_at_class_scope(node: ast.ClassDef, name: str) -> bool:
+    """True when ``name`` is read in the body of class ``node`` itself (class-level statements, and the
+    decorators and default values of its methods, which run in the class scope), not inside a method."""
+    for statement in node.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            evaluated = [*statement.decorator_list, *statement.args.defaults,
+                         *(d for d in statement.args.kw_defaults if d is not None)]
+        else:
+            evaluated = [statement]
+        if any(isinstance(inner, ast.Name) and inner.id == name for part in evaluated for inner in ast.walk(part)):
             return True
     return False
 

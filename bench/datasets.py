@@ -14,9 +14,13 @@ Test layout (noisy only)::
 
 A folder holding ``train/`` with the paired layout inside is accepted too.
 
-Checked before any work: the black/white levels (``0 <= black < white <= 65535``, when a ``Dataset`` is
-made), one file per image id (``1_noise.dng`` and ``01_noise.dng`` are both image 1: an error), and in
-``Dataset.check_files`` every file's structure and size and the pixel levels of the first image.
+Each file is normalised with the levels its ``Dataset.levels`` policy gives it (``bench.core.levels``): the
+competition's 1024 / 16383 (the default, whatever the tags say), or the file's own DNG tags.
+
+Checked before any work: the black/white levels (``0 <= black < white <= 65535``, when the policy is made),
+one file per image id (``1_noise.dng`` and ``01_noise.dng`` are both image 1: an error), and in
+``Dataset.check_files`` every file's structure, size and levels (a noisy file, its ground truth and its burst
+frames must share them) and the pixel levels of the first image.
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ import numpy as np
 from bench.core.errors import BenchError
 from bench.core.files import sha256_bytes
 from bench.core.noise_model import NoiseProfile
-from bench.core.rawio import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, DngLayout, RawImage, inspect_dng,
-                         level_range_problem, read_dng)
+from bench.core.levels import LEVEL_OPTIONS, LevelPolicy, Levels, black_text
+from bench.core.rawio import DngLayout, RawImage, inspect_dng, pack, read_dng, read_dng_levels
 
 GT_DIR = "ground truth"
 NOISY_DIR = "noisy"
@@ -50,7 +54,7 @@ TEST_FILE_NAME = re.compile(r"^noisy(\d+)\.dng$", re.IGNORECASE)
 #: tiles inside a 3-pixel border, LibRaw refuses DNGs under 22 pixels a side; SSIM's 7x7 window fits.
 MIN_MOSAIC_SIDE = 32
 #: How to fix levels that are not the sensor's (the command-line options).
-LEVELS_HINT = "pass --black-level/--white-level for this sensor"
+LEVELS_HINT = f"pass {LEVEL_OPTIONS} for this sensor"
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,8 @@ class Dataset:
     name: str
     root: Path
     items: list[DatasetItem]
-    black_level: int = COMPETITION_BLACK_LEVEL
-    white_level: int = COMPETITION_WHITE_LEVEL
+    #: Where each file's black and white levels come from (the competition's, or the file's own tags).
+    levels: LevelPolicy = field(default_factory=LevelPolicy)
     true_noise: dict[str, NoiseProfile] = field(default_factory=dict)
     #: Where the dataset knows how its ground truth was made (the embedded set): image id -> the clean
     #: linear RGB ``(H, W, 3)`` float in [0, 1] whose mosaic is the ground truth. Synthetic bursts move
@@ -80,16 +84,6 @@ class Dataset:
     clean_linear: Callable[[str], np.ndarray] | None = None
     #: "folder" (a user's dataset, reopened from ``root``) or "embedded" (the suite's own, rebuilt on demand).
     origin: str = "folder"
-
-    def __post_init__(self) -> None:
-        problem = level_range_problem(self.black_level, self.white_level)
-        if problem:
-            raise BenchError(f"{self.root}: {problem} (--black-level / --white-level)")
-
-    @property
-    def dn_step(self) -> float:
-        """One stored level (DN) in the normalised domain: ``1 / (white - black)``."""
-        return 1.0 / (self.white_level - self.black_level)
 
     @property
     def has_ground_truth(self) -> bool:
@@ -113,13 +107,15 @@ class Dataset:
         * every file's structure: exists, is a DNG, not truncated (``bench.core.rawio.inspect_dng``);
         * every mosaic's size, from the file's header: even sides (2x2 CFA cells) of at least
           ``MIN_MOSAIC_SIDE`` sensor pixels; noisy and ground truth of one size;
+        * every file's levels (``file_levels``, from the tags alone): one image's files must share them, and
+          a file normalised with other levels than its tags give is one warning line naming it;
         * pixel levels of the first image only: its noisy frame and ground truth are decoded in full and
           checked by :func:`check_levels`, so a dataset of another sensor (e.g. 8-bit files under the
           default 1024/16383) is refused here; every file is checked again when ``load_item`` decodes it.
 
         With ``burst_frames`` > 1 on a real-burst dataset, the first ``burst_frames - 1`` burst frames of
-        every image are checked too (structure and size). Returns the first image's level warnings (one
-        line each, empty when there are none) for the caller to show before the run starts.
+        every image are checked too (structure, size and levels). Returns the warnings (one line each,
+        empty when there are none) for the caller to show before the run starts.
         """
         real_frames = burst_frames - 1 if self.has_real_bursts else 0
         for item in self.items:
@@ -141,7 +137,51 @@ class Dataset:
                                      f"{item.noisy_path.name} ({noisy.height}x{noisy.width})")
         if not self.items:
             return []
-        return list(load_item(self, self.items[0]).level_warnings)
+        notes = [found.note for found in self.file_levels(burst_frames).values() if found.note]
+        return list(dict.fromkeys([*notes, *load_item(self, self.items[0]).level_warnings]))
+
+    def file_levels(self, burst_frames: int = 1) -> dict[Path, "FileLevels"]:
+        """The levels of every file a run with ``burst_frames`` frames reads (noisy, ground truth, the real
+        burst frames it uses), in dataset order, read from the tags without decoding the pixels. BenchError
+        naming both files when a ground truth or burst frame has other levels than its noisy file."""
+        real_frames = burst_frames - 1 if self.has_real_bursts else 0
+        found: dict[Path, FileLevels] = {}
+        for item in self.items:
+            noisy = found[item.noisy_path] = FileLevels.read(item.noisy_path, self.levels)
+            for path in ([item.gt_path] if item.gt_path is not None else []) + list(item.burst_paths[:real_frames]):
+                found[path] = FileLevels.read(path, self.levels)
+                check_same_levels(item.noisy_path, noisy.levels, path, found[path].levels)
+        return found
+
+
+@dataclass(frozen=True)
+class FileLevels:
+    """The levels a file is normalised with, what its DNG tags give (``(black per plane, white)``), and the
+    warning line when the two differ (``LevelPolicy.tag_note``)."""
+
+    levels: Levels
+    tags: tuple
+    note: str | None
+
+    @classmethod
+    def read(cls, path: Path, policy: LevelPolicy) -> "FileLevels":
+        levels, tags = read_dng_levels(path, policy)
+        return cls(levels, tags, policy.tag_note(path, levels, *tags))
+
+    def record(self) -> dict:
+        """``{"black": [...], "white": n}`` and, where the tags give other levels, ``"tags"`` in that form."""
+        record = self.levels.as_dict()
+        if self.note:
+            record["tags"] = {"black": list(self.tags[0]), "white": self.tags[1]}
+        return record
+
+
+def check_same_levels(noisy_path: Path, noisy: Levels, other_path: Path, other: Levels) -> None:
+    """BenchError naming both files unless a noisy file and another file of its image (ground truth, burst
+    frame) have the same levels."""
+    if noisy != other:
+        raise BenchError(f"{other_path}: levels {other.describe()} differ from those of {noisy_path} "
+                         f"({noisy.describe()}); the files of one image must share their levels")
 
 
 def _inspect_scorable(path: Path) -> DngLayout:
@@ -157,9 +197,10 @@ def _inspect_scorable(path: Path) -> DngLayout:
     return layout
 
 
-def check_levels(mosaic: np.ndarray, black_level: int, white_level: int, path: Path,
+def check_levels(mosaic: np.ndarray, black_level, white_level: int, path: Path,
                  ground_truth: bool) -> str | None:
-    """Check a decoded ``(H, W)`` uint16 mosaic against the levels it will be normalised with.
+    """Check a decoded ``(H, W)`` uint16 mosaic against the levels it will be normalised with (``black_level``
+    one level, or four, one per packed plane).
 
     Raises BenchError naming ``path``, with a hint, when every pixel lies outside [black, white] (all
     below black or all above white): the levels are not this sensor's, e.g. an 8-bit file under the
@@ -169,8 +210,13 @@ def check_levels(mosaic: np.ndarray, black_level: int, white_level: int, path: P
     so that is not reported). Returns None when there is nothing to report.
     """
     low, high = int(mosaic.min()), int(mosaic.max())
-    if high < black_level:
-        raise BenchError(f"{path}: every pixel ({low}..{high}) is below the black level {black_level}, so the "
+    black = black_text(black_level)
+    if np.ndim(black_level) == 0:
+        below = mosaic < black_level
+    else:  # each packed plane against its own black level
+        below = pack(mosaic) < np.asarray(black_level)
+    if below.all():
+        raise BenchError(f"{path}: every pixel ({low}..{high}) is below the black level {black}, so the "
                          f"image is black once normalised; {LEVELS_HINT}")
     if low > white_level:
         raise BenchError(f"{path}: every pixel ({low}..{high}) is above the white level {white_level}, so the "
@@ -179,9 +225,8 @@ def check_levels(mosaic: np.ndarray, black_level: int, white_level: int, path: P
     if high > white_level:
         problems.append(f"{_pixel_share(np.count_nonzero(mosaic > white_level), mosaic.size)} above the white "
                         f"level {white_level}")
-    if ground_truth and low < black_level:
-        problems.append(f"{_pixel_share(np.count_nonzero(mosaic < black_level), mosaic.size)} below the black "
-                        f"level {black_level}")
+    if ground_truth and below.any():
+        problems.append(f"{_pixel_share(np.count_nonzero(below), mosaic.size)} below the black level {black}")
     if not problems:
         return None
     return (f"{path}: {' and '.join(problems)}; they are clipped when normalised, and scored against "
@@ -207,12 +252,14 @@ class LoadedPair:
 
 
 def load_item(dataset: Dataset, item: DatasetItem) -> LoadedPair:
-    """Read one item's DNGs and check their pixels against the dataset's levels (:func:`check_levels`).
-    Raises BenchError naming the file on any problem, including pixels wholly outside [black, white];
-    pixels partly outside come back as ``level_warnings``."""
+    """Read one item's DNGs, each with the levels the dataset's policy gives it, and check their pixels
+    against them (:func:`check_levels`). Raises BenchError naming the file on any problem, including pixels
+    wholly outside [black, white], and naming both files when the noisy file and its ground truth have
+    different levels; pixels partly outside, and levels other than a file's tags give, come back as
+    ``level_warnings``."""
     noisy, noisy_hash = _read_hashed(item.noisy_path, dataset)
-    warnings = [check_levels(noisy.mosaic, dataset.black_level, dataset.white_level, item.noisy_path,
-                             ground_truth=False)]
+    warnings = [_tag_note(dataset, noisy),
+                check_levels(noisy.mosaic, noisy.black_level, noisy.white_level, item.noisy_path, ground_truth=False)]
     gt = gt_hash = None
     if item.gt_path is not None:
         gt, gt_hash = _read_hashed(item.gt_path, dataset)
@@ -220,21 +267,26 @@ def load_item(dataset: Dataset, item: DatasetItem) -> LoadedPair:
             raise BenchError(f"{item.noisy_path}: size {noisy.shape} does not match ground truth {gt.shape}")
         if gt.cfa != noisy.cfa:
             raise BenchError(f"{item.noisy_path}: CFA {noisy.cfa} differs from ground truth's {gt.cfa}")
-        warnings.append(check_levels(gt.mosaic, dataset.black_level, dataset.white_level, item.gt_path,
-                                     ground_truth=True))
+        check_same_levels(item.noisy_path, noisy.levels, item.gt_path, gt.levels)
+        warnings += [_tag_note(dataset, gt),
+                     check_levels(gt.mosaic, gt.black_level, gt.white_level, item.gt_path, ground_truth=True)]
     return LoadedPair(item, noisy, gt, noisy_hash, gt_hash, tuple(w for w in warnings if w))
+
+
+def _tag_note(dataset: Dataset, image: RawImage) -> str | None:
+    return dataset.levels.tag_note(image.path, image.levels, *image.tags)
 
 
 def load_burst_frames(dataset: Dataset, item: DatasetItem, count: int) -> list[tuple[RawImage, str]]:
     """Read real burst frames 1..``count`` of ``item`` with their SHA-256; BenchError naming the file on
-    a problem (a frame missing, unreadable, or of another size or CFA than frame 0 is checked by the caller).
-    A frame whose pixels lie wholly outside [black, white] is a BenchError (:func:`check_levels`); partial
-    level warnings are given for frame 0 and the ground truth only (``load_item``)."""
+    a problem (a frame missing, unreadable, or of another size, CFA or levels than frame 0 is checked by the
+    caller). A frame whose pixels lie wholly outside [black, white] is a BenchError (:func:`check_levels`);
+    partial level warnings are given for frame 0 and the ground truth only (``load_item``)."""
     if len(item.burst_paths) < count:
         raise BenchError(f"{item.noisy_path}: needs {count} burst frames in '{BURST_DIR}/', found {len(item.burst_paths)}")
     frames = [_read_hashed(path, dataset) for path in item.burst_paths[:count]]
     for path, (frame, _) in zip(item.burst_paths, frames):
-        check_levels(frame.mosaic, dataset.black_level, dataset.white_level, path, ground_truth=False)
+        check_levels(frame.mosaic, frame.black_level, frame.white_level, path, ground_truth=False)
     return frames
 
 
@@ -243,18 +295,24 @@ def _read_hashed(path: Path, dataset: Dataset) -> tuple[RawImage, str]:
         data = path.read_bytes()
     except OSError as exc:
         raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
-    image = read_dng(path, dataset.black_level, dataset.white_level, data=data)
+    image = read_dng(path, dataset.levels, data=data)
     return image, sha256_bytes(data)
 
 
 def open_dataset(
     root: str | Path,
     name: str | None = None,
-    black_level: int = COMPETITION_BLACK_LEVEL,
-    white_level: int = COMPETITION_WHITE_LEVEL,
+    black_level: int | None = None,
+    white_level: int | None = None,
+    levels: str = "competition",
 ) -> Dataset:
-    """Open a folder in the paired or the test layout (see module docstring)."""
+    """Open a folder in the paired or the test layout (see module docstring). ``levels`` ("competition" or
+    "file") and the ``black_level`` / ``white_level`` overrides make its ``LevelPolicy``."""
     root = Path(root)
+    try:
+        policy = LevelPolicy(levels, black_level, white_level)
+    except BenchError as exc:
+        raise BenchError(f"{root}: {exc}") from None
     if not root.is_dir():
         raise BenchError(f"{root}: dataset folder not found")
     if not (root / NOISY_DIR).is_dir() and (root / "train" / NOISY_DIR).is_dir():
@@ -269,7 +327,7 @@ def open_dataset(
             f"{root}: no images found (expected '{GT_DIR}/{{i}}_gt.dng' + '{NOISY_DIR}/{{i}}_noise.dng', "
             f"or 'noisy{{i}}.dng')"
         )
-    return Dataset(name, root, items, black_level, white_level, _read_true_noise(root))
+    return Dataset(name, root, items, policy, _read_true_noise(root))
 
 
 def _numbered(folder: Path, pattern: re.Pattern) -> dict[int, Path]:
@@ -338,13 +396,22 @@ def _read_true_noise(root: Path) -> dict[str, NoiseProfile]:
         raise BenchError(f"{path}: not a noise profile table with columns image,a,b ({exc})") from None
 
 
-def write_noise_profiles(path: Path, profiles: dict[str, NoiseProfile]) -> None:
-    """Write ``image,a,b`` rows (the format ``noise_profile.csv`` and ``bench noise --csv`` use)."""
+#: What the ``units`` column of a noise table says: (a, b) are in the normalised units of each file's levels.
+NOISE_UNITS = "x = (raw - black) / (white - black)"
+
+
+def write_noise_profiles(path: Path, profiles: dict[str, NoiseProfile],
+                         levels: dict[str, tuple[str, int]] | None = None) -> None:
+    """Write ``image,a,b`` rows (the format ``noise_profile.csv`` and ``bench noise --csv`` use); with
+    ``levels`` (image id -> the black level text, e.g. ``1024`` or ``1000/1010/1020/1030``, and the white
+    level its noisy file was normalised with), also the columns ``units`` (``NOISE_UNITS``: a and b are
+    those of var = a*x + b in the normalised units of that file's own levels), ``black`` and ``white``."""
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["image", "a", "b"])
+        writer.writerow(["image", "a", "b"] + (["units", "black", "white"] if levels else []))
         for image_id, profile in profiles.items():
-            writer.writerow([image_id, repr(profile.a), repr(profile.b)])
+            extra = [NOISE_UNITS, *levels[image_id]] if levels else []
+            writer.writerow([image_id, repr(profile.a), repr(profile.b), *extra])
 
 
 def fingerprint(file_hashes: list[tuple[str, str]]) -> str:

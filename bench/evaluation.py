@@ -22,8 +22,9 @@ import numpy as np
 
 from bench.burst import BurstSpec, packed_frames, synthesize_burst
 from bench.cache import InvalidEntry, make_key, require_number
-from bench.datasets import Dataset, DatasetItem, LoadedPair, load_burst_frames, load_item
+from bench.datasets import Dataset, DatasetItem, LoadedPair, check_same_levels, load_burst_frames, load_item
 from bench.core.errors import BenchError
+from bench.core.levels import LevelPolicy, Levels
 from bench.core.metrics import ImageScores, score_mosaic
 from bench.core.noise import estimate_noise
 from bench.core.noise_model import NoiseProfile
@@ -69,6 +70,7 @@ def load_inputs(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) ->
             if image.shape != pair.noisy.shape or image.cfa != pair.noisy.cfa:
                 raise BenchError(f"{image.path}: size {image.shape} / CFA {image.cfa} differ from frame 0's "
                                  f"{pair.noisy.shape} / {pair.noisy.cfa}")
+            check_same_levels(pair.item.noisy_path, pair.noisy.levels, image.path, image.levels)
     hashes = (pair.noisy_sha256, pair.gt_sha256, *(digest for _, digest in frames))
     return LoadedInputs(pair, tuple(image for image, _ in frames), hashes)
 
@@ -76,9 +78,10 @@ def load_inputs(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) ->
 # ------------------------------------------------------------------------------------------- noise
 
 
-def estimate_key(noisy_sha256: str, black_level: int, white_level: int) -> str:
-    """Cache key of the blind noise estimate of a noisy file (its content and levels decide it)."""
-    return make_key({"noisy": noisy_sha256, "black": black_level, "white": white_level})
+def estimate_key(noisy_sha256: str, levels: LevelPolicy) -> str:
+    """Cache key of the blind noise estimate of a noisy file: its content and the level policy decide it (the
+    policy and the file's tags, part of its content, decide its levels)."""
+    return make_key({"noisy": noisy_sha256, "levels": levels.as_dict()})
 
 
 def valid_estimate_record(body: dict) -> dict:
@@ -103,7 +106,8 @@ class NoiseEstimate:
     """The noise profile methods receive for one image, and the record of how it was obtained.
 
     mode "oracle": the dataset's true profile ``true``. Mode "estimate": the blind estimate of ``packed``
-    (``(h, w, 4)`` float32 in [0, 1], frame 0), computed on first use and timed, unless ``known`` (an earlier
+    (``(h, w, 4)`` float32 in [0, 1], frame 0, normalised with its file's own levels; ``dn_step`` one DN of
+    that file's range), computed on first use and timed, unless ``known`` (an earlier
     estimate of these very bytes, ``valid_estimate_record`` format) is given. ``profile()`` raises
     NoiseEstimateError, never returns an invalid profile.
     """
@@ -149,9 +153,10 @@ class NoiseEstimate:
 
 
 def noise_for(inputs: LoadedInputs, dataset: Dataset, mode: str, known: dict | None = None) -> NoiseEstimate:
-    """The NoiseEstimate of one loaded image under ``mode`` ("estimate" or "oracle")."""
+    """The NoiseEstimate of one loaded image under ``mode`` ("estimate" or "oracle"), in the normalised units
+    of its noisy file's levels."""
     pair = inputs.pair
-    return NoiseEstimate(mode, pair.noisy.normalized_packed(), dataset.dn_step, str(pair.item.noisy_path),
+    return NoiseEstimate(mode, pair.noisy.normalized_packed(), pair.noisy.levels.dn_step, str(pair.item.noisy_path),
                          true=dataset.true_noise.get(pair.item.image_id), known=known)
 
 
@@ -178,8 +183,8 @@ def make_noisy_raw(inputs: LoadedInputs, dataset: Dataset, noise: NoiseEstimate,
             generator = true if true is not None else noise.profile()
             clean_rgb = dataset.clean_linear(image_id) if dataset.clean_linear and not burst.static else None
             mosaics = synthesize_burst(burst, image_id, pair.noisy.mosaic, pair.gt.mosaic, pair.noisy.cfa,
-                                       generator, dataset.black_level, dataset.white_level, clean_rgb)
-            frames = packed_frames(mosaics, dataset.black_level, dataset.white_level)
+                                       generator, pair.noisy.levels, clean_rgb)
+            frames = packed_frames(mosaics, pair.noisy.levels)
     return NoisyRaw(frames, pair.noisy.cfa, noise.profile, image_id)
 
 
@@ -204,17 +209,18 @@ def timed_denoise(method: Method, raw: NoisyRaw) -> tuple[np.ndarray, float]:
     return out, time.perf_counter() - started
 
 
-def score_output(out, gt_mosaic: np.ndarray, black_level: int, white_level: int) -> tuple[ImageScores, np.ndarray]:
+def score_output(out, gt_mosaic: np.ndarray, levels: Levels) -> tuple[ImageScores, np.ndarray]:
     """A method's ``(h, w, 4)`` output checked (``MethodOutputError``), written back to the ``(2h, 2w)``
-    uint16 mosaic the competition's way and scored against ``gt_mosaic`` with data_range = white level."""
+    uint16 mosaic the competition's way in the image's ``levels`` and scored against ``gt_mosaic`` with
+    data_range = its white level."""
     height, width = gt_mosaic.shape
-    mosaic = packed_to_mosaic(out, (height // 2, width // 2, 4), black_level, white_level)
-    return score_mosaic(gt_mosaic, mosaic, data_range=white_level), mosaic
+    mosaic = packed_to_mosaic(out, (height // 2, width // 2, 4), levels)
+    return score_mosaic(gt_mosaic, mosaic, data_range=levels.white), mosaic
 
 
-def evaluate(method: Method, raw: NoisyRaw, gt_mosaic: np.ndarray, black_level: int, white_level: int) -> Evaluation:
-    """Denoise ``raw`` with ``method`` (timed), write it back and score it against ``gt_mosaic``. Raises
-    whatever the method raised, or MethodOutputError for an invalid output."""
+def evaluate(method: Method, raw: NoisyRaw, gt_mosaic: np.ndarray, levels: Levels) -> Evaluation:
+    """Denoise ``raw`` with ``method`` (timed), write it back in the image's ``levels`` and score it against
+    ``gt_mosaic``. Raises whatever the method raised, or MethodOutputError for an invalid output."""
     out, seconds = timed_denoise(method, raw)
-    scores, mosaic = score_output(out, gt_mosaic, black_level, white_level)
+    scores, mosaic = score_output(out, gt_mosaic, levels)
     return Evaluation(scores, mosaic, seconds)

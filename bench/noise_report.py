@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bench.datasets import Dataset
+from bench.core.levels import black_text
 from bench.core.noise import estimate_noise
 from bench.core.noise_model import NoiseProfile
 from bench.core.rawio import read_dng
@@ -39,20 +40,28 @@ def final_round_score(estimates: dict[str, NoiseProfile], truths: dict[str, Nois
 
 
 def estimate_dataset(dataset: Dataset, log: Callable[[str], None]) -> pd.DataFrame:
-    """Estimate the noise profile of every noisy image of ``dataset``, in dataset order.
+    """Estimate the noise profile of every noisy image of ``dataset``, in dataset order, each in the
+    normalised units of its own levels (``dataset.levels`` gives them: x = (raw - black) / (white - black),
+    one DN of that range as the estimator's step).
 
-    Returns a DataFrame with columns image (id, str), a, b (floats) and seconds (time spent estimating
-    that image, file reading excluded). ``log`` gets one progress line per image. Only the noisy files are
-    read; one that cannot be read raises BenchError (from ``bench.core.rawio.read_dng``).
+    Returns a DataFrame with columns image (id, str), a, b (floats), black (the file's black level, one or
+    four per plane as text, e.g. ``1024``), white (int) and seconds (time spent estimating that image,
+    file reading excluded). ``log`` gets one progress line per image, and a warning line for a file
+    normalised with other levels than its tags give. Only the noisy files are read; one that cannot be read
+    raises BenchError (from ``bench.core.rawio.read_dng``).
     """
     rows = []
     total = len(dataset.items)
     for position, item in enumerate(dataset.items, start=1):
-        noisy = read_dng(item.noisy_path, dataset.black_level, dataset.white_level)
+        noisy = read_dng(item.noisy_path, dataset.levels)
+        note = dataset.levels.tag_note(item.noisy_path, noisy.levels, *noisy.tags)
+        if note:
+            log(f"warning: {note}")
         packed = noisy.normalized_packed()
         start = time.perf_counter()
-        profile = estimate_noise(packed, step=dataset.dn_step)
+        profile = estimate_noise(packed, step=noisy.levels.dn_step)
         seconds = time.perf_counter() - start
-        rows.append({"image": item.image_id, "a": profile.a, "b": profile.b, "seconds": seconds})
+        rows.append({"image": item.image_id, "a": profile.a, "b": profile.b, "black": black_text(noisy.levels.black),
+                     "white": noisy.levels.white, "seconds": seconds})
         log(f"[{position}/{total}] image {item.image_id}: a={profile.a:.4g} b={profile.b:.4g} ({seconds:.2f} s)")
-    return pd.DataFrame(rows, columns=["image", "a", "b", "seconds"])
+    return pd.DataFrame(rows, columns=["image", "a", "b", "black", "white", "seconds"])

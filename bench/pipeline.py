@@ -22,8 +22,9 @@ import numpy as np
 
 from bench.datasets import NOISY_FILE_NAME, TEST_FILE_NAME
 from bench.core.errors import BenchError
+from bench.core.levels import LevelPolicy, Levels
 from bench.core.noise import estimate_noise
-from bench.core.rawio import denormalize, read_dng, unpack, write_dng_splice
+from bench.core.rawio import read_dng, unpack, write_dng_splice
 
 
 
@@ -48,10 +49,10 @@ def check_output(out, expected_shape: tuple[int, ...]) -> np.ndarray:
     return out.astype(np.float32, copy=False)
 
 
-def packed_to_mosaic(out, expected_shape: tuple[int, ...], black_level: int, white_level: int) -> np.ndarray:
+def packed_to_mosaic(out, expected_shape: tuple[int, ...], levels: Levels) -> np.ndarray:
     """A method's ``(h, w, 4)`` output -> the ``(2h, 2w)`` uint16 mosaic written back: checked, clipped to
-    [0, 1], scaled to [black, white] and truncated (``bench.core.rawio.denormalize``)."""
-    return unpack(denormalize(check_output(out, expected_shape), black_level, white_level))
+    [0, 1], scaled to each plane's [black, white] of ``levels`` and truncated (``Levels.denormalize``)."""
+    return unpack(levels.denormalize(check_output(out, expected_shape)))
 
 
 def find_noisy_inputs(folder: Path) -> list[tuple[str, Path]]:
@@ -85,23 +86,24 @@ def output_name(image_id: str) -> str:
     return f"denoise{image_id}.dng"
 
 
-def denoise_file(noisy_path: Path, out_path: Path, denoise, black_level: int, white_level: int) -> float:
-    """Read ``noisy_path``, estimate its noise profile, denoise it with ``denoise`` (module docstring) and
-    write the result into a byte copy of the noisy file at ``out_path`` (values in [black, white]).
+def denoise_file(noisy_path: Path, out_path: Path, denoise, levels: LevelPolicy) -> float:
+    """Read ``noisy_path`` with the levels ``levels`` gives it (the competition's, or its own DNG tags),
+    estimate its noise profile, denoise it with ``denoise`` (module docstring) and write the result into a
+    byte copy of the noisy file at ``out_path`` (values in its [black, white], its tags kept).
 
     Returns the seconds the whole file took. Raises BenchError naming the file for unreadable input, and
     MethodOutputError when ``denoise`` returns something invalid.
     """
     started = time.perf_counter()
-    raw = read_dng(noisy_path, black_level, white_level)
+    raw = read_dng(noisy_path, levels)
     packed = raw.normalized_packed()
-    profile = estimate_noise(packed, step=1.0 / (white_level - black_level))
+    profile = estimate_noise(packed, step=raw.levels.dn_step)
     out = denoise(packed, profile, raw.cfa)
-    write_dng_splice(noisy_path, packed_to_mosaic(out, packed.shape, black_level, white_level), out_path)
+    write_dng_splice(noisy_path, packed_to_mosaic(out, packed.shape, raw.levels), out_path)
     return time.perf_counter() - started
 
 
-def script_main(argv: list[str], denoise, black_level: int, white_level: int, description: str) -> int:
+def script_main(argv: list[str], denoise, levels: LevelPolicy, description: str) -> int:
     """Command line of an exported script: ``INPUT_DIR OUTPUT_DIR``; writes ``OUTPUT_DIR/denoise{i}.dng``
     for every noisy image of ``INPUT_DIR`` (see ``find_noisy_inputs``). Errors print one line and give
     exit status 2."""
@@ -112,7 +114,7 @@ def script_main(argv: list[str], denoise, black_level: int, white_level: int, de
     try:
         inputs = find_noisy_inputs(args.input_dir)
         for position, (image_id, path) in enumerate(inputs, start=1):
-            seconds = denoise_file(path, args.output_dir / output_name(image_id), denoise, black_level, white_level)
+            seconds = denoise_file(path, args.output_dir / output_name(image_id), denoise, levels)
             print(f"[{position}/{len(inputs)}] {path.name} -> {output_name(image_id)}  {seconds:.1f} s", flush=True)
     except (BenchError, MethodOutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)

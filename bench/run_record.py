@@ -1,4 +1,4 @@
-"""``run.json``: what a run was (command, dataset, noise mode, bursts, methods and their parameters,
+"""``run.json``: what a run was (command, dataset, levels, noise mode, bursts, methods and their parameters,
 versions, code) and how it ended. Written by ``bench run``; read back by ``bench report`` and
 ``bench export --best``. One dataclass per part, each checked when read: a damaged or foreign file is a
 BenchError naming it and the field at fault, never a default silently put in its place."""
@@ -14,6 +14,7 @@ from typing import Any
 from bench.burst import BurstSpec
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_text
+from bench.core.levels import LEVEL_MODES, LevelPolicy, level_range_problem
 from bench.record_fields import RecordFields
 
 RUN_FILE = "run.json"
@@ -28,14 +29,27 @@ def _legacy_origin(name: str) -> str:
 
 @dataclass(frozen=True)
 class DatasetRecord:
-    """The dataset a run scored: ``origin`` "embedded" (the suite's own, rebuilt on demand) or "folder"."""
+    """The dataset a run scored: ``origin`` "embedded" (the suite's own, rebuilt on demand) or "folder".
+    ``black_level`` / ``white_level``: the levels the run fixed for every file (the competition's, or
+    ``--black-level`` / ``--white-level``), None where each file's own tag was used (``--levels file``)."""
 
     name: str
     root: str
     images: int
-    black_level: int
-    white_level: int
+    black_level: int | None
+    white_level: int | None
     origin: str = "folder"
+
+
+@dataclass(frozen=True)
+class LevelsRecord:
+    """How a run chose each file's levels (``mode``, "competition" or "file"; the fixed values are the
+    dataset record's) and the levels each file it read was normalised with: relative file name ->
+    ``{"black": [one per plane], "white": n}``, plus ``"tags"`` in that form where the file's DNG tags give
+    other levels."""
+
+    mode: str
+    files: dict[str, dict] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -94,6 +108,14 @@ class RunRecord:
     dataset_fingerprint: str | None = None
     results: dict[str, int] = field(default_factory=dict)
     execution: dict[str, Any] = field(default_factory=dict)
+    #: None in a run.json written before levels were recorded (2026-12): those runs used the dataset
+    #: record's fixed levels for every file.
+    levels: LevelsRecord | None = None
+
+    def level_policy(self) -> LevelPolicy:
+        """The LevelPolicy the run read its files with."""
+        mode = self.levels.mode if self.levels else "competition"
+        return LevelPolicy(mode, self.dataset.black_level, self.dataset.white_level)
 
     def write(self, run_dir: Path) -> None:
         """Write ``run_dir/run.json`` atomically."""
@@ -117,8 +139,18 @@ class RunRecord:
         if noise not in ("estimate", "oracle"):
             raise BenchError(f"{path}: noise is {noise!r}, not 'estimate' or 'oracle'")
         ds = RecordFields(top.get("dataset", dict), path, "dataset")
-        dataset = DatasetRecord(ds.get("name", str), ds.get("root", str), ds.get("images", int),
-                                ds.get("black_level", int), ds.get("white_level", int),
+        levels = None
+        if top.get("levels", dict, optional=True) is not None:
+            lv = RecordFields(data["levels"], path, "levels")
+            mode = lv.get("mode", str)
+            if mode not in LEVEL_MODES:
+                raise BenchError(f"{path}: levels.mode is {mode!r}, not one of {LEVEL_MODES}")
+            levels = LevelsRecord(mode, lv.get("files", dict))
+        fixed = (ds.get("black_level", int, optional=levels is not None),
+                 ds.get("white_level", int, optional=levels is not None))
+        if None not in fixed and level_range_problem(*fixed):
+            raise BenchError(f"{path}: dataset.black_level/white_level: {level_range_problem(*fixed)}")
+        dataset = DatasetRecord(ds.get("name", str), ds.get("root", str), ds.get("images", int), *fixed,
                                 ds.get("origin", str, optional=True) or _legacy_origin(ds.get("name", str)))
         methods = {}
         for name, value in top.get("methods", dict).items():
@@ -133,4 +165,5 @@ class RunRecord:
         return cls(top.get("command", str), top.get("started", str), status, dataset, noise, burst, methods,
                    top.get("versions", dict, optional=True) or {}, top.get("git_commit", str, optional=True),
                    top.get("finished", str, optional=True), top.get("dataset_fingerprint", str, optional=True),
-                   top.get("results", dict, optional=True) or {}, top.get("execution", dict, optional=True) or {})
+                   top.get("results", dict, optional=True) or {}, top.get("execution", dict, optional=True) or {},
+                   levels)

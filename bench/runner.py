@@ -5,8 +5,8 @@ A run folder ``<out>/<dataset>/<run-id>/`` holds:
 * ``per_image.csv``  one row per (method, image), appended and flushed as each finishes, so an
   interrupted run keeps everything it computed;
 * ``summary.csv`` / ``summary.md``  per-method means (written at the end, also after Ctrl-C);
-* ``run.json``  command line, methods and parameters, noise mode, package versions, git commit,
-  dataset fingerprint, status;
+* ``run.json``  command line, methods and parameters, noise mode, the levels of every file read, package
+  versions, git commit, dataset fingerprint, status;
 * ``noise.csv``  the noise profile handed to the methods for each image (when one was needed);
 * ``errors.log``  full tracebacks of method failures;
 * ``outputs/<method>/<image>.dng``  with ``--save-outputs``: exactly the files that were scored;
@@ -40,15 +40,16 @@ import pandas as pd
 from bench import provenance, tables
 from bench.burst import BurstSpec
 from bench.cache import InvalidEntry, ResultCache, make_key, require_number
-from bench.datasets import BURST_DIR, Dataset, DatasetItem, fingerprint
+from bench.datasets import BURST_DIR, NOISE_UNITS, Dataset, DatasetItem, fingerprint
 from bench.core.errors import BenchError, RunInterrupted, first_line
 from bench.evaluation import (NOISE_MODES, check_profile, estimate_key, evaluate, input_paths, load_inputs,
                               make_noisy_raw, noise_for, valid_estimate_record)
 from bench.core.metrics import score as competition_score
 from bench.core.files import atomic_write, atomic_write_text, file_sha256
+from bench.core.levels import Levels, black_text
 from bench.core.rawio import write_dng
 from bench.report.saved_crops import CROPS_FILE, result_crop, valid_crop_fact, write_run_crops
-from bench.run_record import BurstRecord, DatasetRecord, MethodRecord, RunRecord
+from bench.run_record import BurstRecord, DatasetRecord, LevelsRecord, MethodRecord, RunRecord
 from methods.base import Method
 from methods.registry import create_method
 
@@ -127,9 +128,12 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     unavailable = {name: reason for name, reason in unavailable.items() if reason}
     for name, reason in unavailable.items():
         log(f"warning: method {name} cannot run here ({reason}); its rows are recorded as failed")
-    warned = set(dataset.check_files(burst_frames=config.burst.frames if config.burst else 1))
+    frames = config.burst.frames if config.burst else 1
+    warned = dict.fromkeys(dataset.check_files(burst_frames=frames))
     for message in warned:
         log(f"warning: {message}")
+    file_levels = {_relative(path, dataset.root): found.record()
+                   for path, found in dataset.file_levels(burst_frames=frames).items()}
     paths = {item.image_id: input_paths(dataset, item, config.burst) for item in dataset.items}
     expected = {image_id: tuple(file_sha256(path) for path in item_paths) for image_id, item_paths in paths.items()}
     cache = ResultCache(config.cache_folder, enabled=not config.fresh, warn=log)
@@ -137,8 +141,9 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     run_dir = _new_run_dir(config.out_root / dataset.name)
     record = RunRecord(
         command=config.command, started=dt.datetime.now().isoformat(timespec="seconds"), status="running",
-        dataset=DatasetRecord(dataset.name, str(dataset.root), len(dataset.items), dataset.black_level,
-                              dataset.white_level, dataset.origin),
+        dataset=DatasetRecord(dataset.name, str(dataset.root), len(dataset.items), dataset.levels.black,
+                              dataset.levels.white, dataset.origin),
+        levels=LevelsRecord(dataset.levels.mode, file_levels),
         noise=config.noise_mode,
         burst=BurstRecord.of(config.burst, dataset.root / BURST_DIR if dataset.has_real_bursts else None),
         methods={name: MethodRecord(m.kind, m.param_values(), unavailable.get(name)) for name, m in methods.items()},
@@ -149,8 +154,8 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     estimates: dict[str, dict] = {}
     if config.noise_mode == "estimate":
         for item in dataset.items:
-            known = cache.get("noise", estimate_key(expected[item.image_id][0], dataset.black_level,
-                                                    dataset.white_level), valid_estimate_record)
+            known = cache.get("noise", estimate_key(expected[item.image_id][0], dataset.levels),
+                              valid_estimate_record)
             if known is not None:
                 estimates[item.image_id] = known
 
@@ -210,14 +215,14 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
                 row = _record_result(task, result, run_dir, dataset, cache, estimates, noise_rows, crops, log)
                 for message in getattr(result, "warnings", ()):
                     if message not in warned:
-                        warned.add(message)
+                        warned[message] = None
                         log(f"warning: {message}")
                 rows.append(row)
                 writer.writerow(row)
                 per_image_file.flush()
                 computed += 1
-                log(_progress_line(f"[{len(rows)}/{total}] image {task.item.image_id}", row)
-                    + _eta(time.monotonic() - started, computed, len(tasks)))
+                log(tables.progress_line(f"[{len(rows)}/{total}] image {task.item.image_id}", row)
+                    + tables.eta_text(time.monotonic() - started, computed, len(tasks)))
                 guard.arm()
             guard.disarm()
         except KeyboardInterrupt as exc:  # RunInterrupted (SIGINT, SIGTERM) or a plain one
@@ -232,8 +237,9 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
         rows.sort(key=lambda r: order[(str(r["image"]), r["method"])])
         _write_csv(run_dir / "per_image.csv", rows, tables.PER_IMAGE_COLUMNS)
         if noise_rows:
-            noise_table = [{"image": item.image_id, **noise_rows[item.image_id]} for item in dataset.items
-                           if item.image_id in noise_rows]
+            noise_table = [{"image": item.image_id, **noise_rows[item.image_id], "units": NOISE_UNITS,
+                            **_level_columns(file_levels[_relative(item.noisy_path, dataset.root)])}
+                           for item in dataset.items if item.image_id in noise_rows]
             pd.DataFrame(noise_table).to_csv(run_dir / "noise.csv", index=False)
         per_image = pd.DataFrame(rows, columns=tables.PER_IMAGE_COLUMNS)
         summary = tables.summarize(per_image, list(methods))
@@ -250,7 +256,7 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
         record.results = {"succeeded": succeeded, "failed": failed, "from_cache": cached}
         record.execution = {"executor": config.executor, "workers": config.workers, "fresh": config.fresh}
         record.write(run_dir)
-        atomic_write_text(run_dir / "summary.md", _summary_markdown(summary, record))
+        atomic_write_text(run_dir / "summary.md", tables.summary_markdown(summary, record))
     return RunResult(run_dir, summary, succeeded, failed, interrupted, cached, guard.received)
 
 
@@ -313,8 +319,7 @@ def _record_result(task: "Task", result, run_dir: Path, dataset: Dataset, cache:
             f.write(f"--- {name} on image {image_id}\n{result.traceback}\n")
     if result.noise_computed and result.noise:
         estimates.setdefault(image_id, result.noise)
-        cache.put("noise", estimate_key(result.input_hashes[0], dataset.black_level, dataset.white_level),
-                  result.noise)
+        cache.put("noise", estimate_key(result.input_hashes[0], dataset.levels), result.noise)
     if result.noise and not result.changed_inputs:
         noise_rows.setdefault(image_id, result.noise)
     if result.facts is None:
@@ -328,7 +333,7 @@ def _record_result(task: "Task", result, run_dir: Path, dataset: Dataset, cache:
     if result.mosaic is not None:
         path = _output_path(run_dir, name, image_id)
         write_dng(result.mosaic, path, template=task.item.noisy_path, cfa=result.cfa,
-                  black_level=dataset.black_level, white_level=dataset.white_level)
+                  black_level=result.levels.black_level, white_level=result.levels.white)
         facts["output"] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
     cache.put("result", result.key, facts)
     crops[(name, image_id)] = result.crop
@@ -363,8 +368,9 @@ class TaskResult:
     noise: the noise record it used (``NoiseEstimate.record``); noise_computed: estimated in this task.
     key / input_hashes: the result's cache key and the SHA-256 of each file, from the bytes it decoded.
     changed_inputs: files whose content differs from the run's pre-flight hash (relative names).
-    warnings: one line per input file with pixels outside [black, white] (``bench.datasets.check_levels``).
-    mosaic: the written-back ``(H, W)`` uint16 mosaic when asked for; cfa: the frame's CFA.
+    warnings: one line per input file with pixels outside [black, white] (``bench.datasets.check_levels``) or
+    levels other than its tags give.
+    mosaic: the written-back ``(H, W)`` uint16 mosaic when asked for; cfa, levels: the frame's CFA and levels.
     crop: the pixels of it the report shows (``bench.report.saved_crops.result_crop``), or None.
     """
 
@@ -378,6 +384,7 @@ class TaskResult:
     warnings: tuple[str, ...] = ()
     mosaic: np.ndarray | None = None
     cfa: str = "BGGR"
+    levels: Levels | None = None
     traceback: str = ""
     crop: dict | None = None
 
@@ -405,20 +412,21 @@ def run_task(task: Task) -> TaskResult:
     except BenchError as exc:  # NoiseEstimateError included: the input's fault, not the method's
         return TaskResult(None, f"input error: {exc}", noise.record(), noise.computed, **common)
     try:
-        evaluation = evaluate(method, raw, inputs.pair.gt.mosaic, dataset.black_level, dataset.white_level)
+        evaluation = evaluate(method, raw, inputs.pair.gt.mosaic, inputs.pair.noisy.levels)
     except Exception as exc:  # a failing method must never take the run down
         return TaskResult(None, first_line(exc), noise.record(), noise.computed, **common,
                           traceback=traceback.format_exc())
     scores = evaluation.scores
     crop = None
     try:
-        crop = result_crop(evaluation.mosaic, inputs.pair.gt.mosaic, dataset.black_level, dataset.white_level)
+        crop = result_crop(evaluation.mosaic, inputs.pair.gt.mosaic, inputs.pair.noisy.levels)
     except Exception as exc:  # the report's crop never costs a result
         common["warnings"] += (f"{item.noisy_path.name}: no crop for the report ({first_line(exc)})",)
     facts = {"psnr": scores.psnr, "ssim": scores.ssim, "ssim_col": scores.ssim_col, "score": scores.score,
              "seconds": evaluation.seconds, "megapixels": inputs.pair.noisy.mosaic.size / 1e6}
     return TaskResult(facts, "", noise.record(), noise.computed, **common,
-                      mosaic=evaluation.mosaic if task.return_mosaic else None, cfa=inputs.pair.noisy.cfa, crop=crop)
+                      mosaic=evaluation.mosaic if task.return_mosaic else None, cfa=inputs.pair.noisy.cfa,
+                      levels=inputs.pair.noisy.levels, crop=crop)
 
 
 def valid_result_facts(body: dict) -> dict:
@@ -462,8 +470,14 @@ def result_key(method: Method, resource_hashes: tuple[str, ...], input_hashes: t
         "inputs": list(input_hashes),
         "noise": noise_mode, "true_noise": [true.a, true.b] if noise_mode == "oracle" else None,
         "burst": dataclasses.asdict(burst) if burst else None,
-        "levels": [dataset.black_level, dataset.white_level],
+        "levels": dataset.levels.as_dict(),
     })
+
+
+def _level_columns(levels: dict) -> dict:
+    """noise.csv's ``black`` (e.g. ``1024``, or ``1000/1010/1020/1030`` per plane) and ``white`` of a file's
+    levels as run.json records them: the units (a, b) are in."""
+    return {"black": black_text(levels["black"]), "white": levels["white"]}
 
 
 def _output_path(run_dir: Path, method: str, image_id: str) -> Path:
@@ -515,44 +529,6 @@ def _row(method: str, image_id: str, facts: dict) -> dict:
 def _failed_row(method: str, image_id: str, error: str) -> dict:
     return {"method": method, "image": image_id, "psnr": math.nan, "ssim": math.nan, "ssim_col": math.nan,
             "score": math.nan, "seconds": math.nan, "megapixels": math.nan, "status": "failed", "error": error}
-
-
-def _eta(elapsed: float, done: int, total: int) -> str:
-    """``"  ETA 1h02m"``: the time left if the remaining tasks take as long on average as the finished ones
-    (empty when nothing is left)."""
-    if done >= total or done == 0:
-        return ""
-    left = round(elapsed / done * (total - done))
-    hours, rest = divmod(left, 3600)
-    return f"  ETA {hours}h{rest // 60:02d}m" if hours else f"  ETA {rest // 60}m{rest % 60:02d}s"
-
-
-def _progress_line(prefix: str, row: dict) -> str:
-    if row["status"] != "ok":
-        return f"{prefix} {row['method']:<12} FAILED: {row['error']}"
-    return (f"{prefix} {row['method']:<12} psnr {row['psnr']:7.3f} dB  ssim {row['ssim']:.4f}  "
-            f"score {row['score']:6.2f}  {row['seconds']:.2f} s")
-
-
-def _summary_markdown(summary: pd.DataFrame, record: RunRecord) -> str:
-    dataset, burst = record.dataset, record.burst
-    frames = (f", {burst.frames}-frame bursts ({burst.source}; single-frame methods get frame 0)"
-              if burst else "")
-    return "\n".join([
-        f"# {dataset.name}: {dataset.images} images, noise profile: {record.noise}{frames}",
-        "",
-        tables.to_markdown(summary),
-        "",
-        "Score = (0.8*max(PSNR-30,0)/30 + 0.2*max(SSIM-0.8,0)/0.2)*100 per image (2-D SSIM), averaged; "
-        "PSNR/SSIM on the written-back uint16 mosaic, data_range = white level. "
-        "SSIM (col) is the 2022 column-wise SSIM. s / image is the denoise call alone.",
-        "",
-        f"- status: {record.status}, started {record.started}",
-        f"- dataset fingerprint: {record.dataset_fingerprint or ''}",
-        f"- code: {record.git_commit or 'not a git checkout'}",
-        f"- regenerate: `{record.command}`",
-        "",
-    ])
 
 
 def _new_run_dir(parent: Path) -> Path:

@@ -78,3 +78,44 @@ def to_markdown(summary: pd.DataFrame) -> str:
                 cells.append(fmt.format(int(value)) if fmt.endswith("d}") else fmt.format(float(value)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def eta_text(elapsed: float, done: int, total: int) -> str:
+    """``"  ETA 1h02m"``: the time left if the remaining tasks take as long on average as the finished ones
+    (empty when nothing is left)."""
+    if done >= total or done == 0:
+        return ""
+    left = round(elapsed / done * (total - done))
+    hours, rest = divmod(left, 3600)
+    return f"  ETA {hours}h{rest // 60:02d}m" if hours else f"  ETA {rest // 60}m{rest % 60:02d}s"
+
+
+def progress_line(prefix: str, row: dict) -> str:
+    if row["status"] != "ok":
+        return f"{prefix} {row['method']:<12} FAILED: {row['error']}"
+    return (f"{prefix} {row['method']:<12} psnr {row['psnr']:7.3f} dB  ssim {row['ssim']:.4f}  "
+            f"score {row['score']:6.2f}  {row['seconds']:.2f} s")
+
+
+def summary_markdown(summary: pd.DataFrame, record) -> str:
+    """The run's ``summary.md``: the table under a heading, what Score means, and ``record`` (its
+    ``bench.run_record.RunRecord``): status, levels, fingerprint, code, command."""
+    dataset, burst = record.dataset, record.burst
+    frames = (f", {burst.frames}-frame bursts ({burst.source}; single-frame methods get frame 0)"
+              if burst else "")
+    return "\n".join([
+        f"# {dataset.name}: {dataset.images} images, noise profile: {record.noise}{frames}",
+        "",
+        to_markdown(summary),
+        "",
+        "Score = (0.8*max(PSNR-30,0)/30 + 0.2*max(SSIM-0.8,0)/0.2)*100 per image (2-D SSIM), averaged; "
+        "PSNR/SSIM on the written-back uint16 mosaic, data_range = white level. "
+        "SSIM (col) is the 2022 column-wise SSIM. s / image is the denoise call alone.",
+        "",
+        f"- status: {record.status}, started {record.started}",
+        f"- levels: {record.level_policy().describe()}",
+        f"- dataset fingerprint: {record.dataset_fingerprint or ''}",
+        f"- code: {record.git_commit or 'not a git checkout'}",
+        f"- regenerate: `{record.command}`",
+        "",
+    ])

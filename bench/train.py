@@ -35,6 +35,7 @@ from bench.core.errors import BenchError
 from methods.toolkit.checkpoint import Checkpoint, TrainingState
 from methods.toolkit.learned import build_network, learned_method_class
 from bench.core.noise_model import A_RANGE, B_RANGE, NoiseProfile, add_noise
+from bench.core.levels import LevelPolicy, Levels
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -49,6 +50,8 @@ class TrainConfig:
     steps: int = 2000
     clean_dirs: list[Path] = field(default_factory=list)
     data: Path | None = None
+    #: How the real pairs of ``data`` are normalised: the competition's levels, or each file's own tags.
+    data_levels: LevelPolicy = field(default_factory=LevelPolicy)
     net_config: dict = field(default_factory=dict)
     batch: int = 8
     patch: int = 64  # packed pixels (a 128 x 128 mosaic)
@@ -163,14 +166,16 @@ class PairSampler:
     """Random augmented crops of a competition-layout folder's pairs, loaded into memory once. Every 10th
     pair (by image order) is held out for validation when there are at least two."""
 
-    def __init__(self, root: Path, patch: int, log: Callable[[str], None]):
+    def __init__(self, root: Path, patch: int, log: Callable[[str], None], levels: LevelPolicy | None = None):
         from bench.datasets import open_dataset
         from bench.evaluation import load_inputs, noise_for
 
-        dataset = open_dataset(root)
+        levels = levels or LevelPolicy()
+        dataset = open_dataset(root, black_level=levels.black, white_level=levels.white, levels=levels.mode)
         if not dataset.has_ground_truth:
             raise BenchError(f"{root}: training pairs need ground truth")
-        dataset.check_files()
+        for message in dataset.check_files():
+            log(f"warning: {message}")
         self.items = []
         for item in dataset.items:
             loaded = load_inputs(dataset, item, burst=None)
@@ -179,7 +184,7 @@ class PairSampler:
                 raise BenchError(f"{item.noisy_path}: training expects BGGR, got {pair.noisy.cfa}")
             mode = "oracle" if item.image_id in dataset.true_noise else "estimate"
             profile = noise_for(loaded, dataset, mode).profile()
-            self.items.append((pair.noisy.mosaic, pair.gt.mosaic, profile, dataset))
+            self.items.append((pair.noisy.mosaic, pair.gt.mosaic, profile, pair.noisy.levels))
         self.held_out = self.items[::10] if len(self.items) >= 2 else []
         self.items = [item for k, item in enumerate(self.items) if k % 10 != 0] if self.held_out else self.items
         self.patch = patch
@@ -190,9 +195,8 @@ class PairSampler:
         from bench.core.rawio import pack_normalized
 
         pairs = []
-        for noisy_mosaic, gt_mosaic, profile, dataset in self.held_out:
-            packed = [pack_normalized(m, dataset.black_level, dataset.white_level)
-                      for m in (noisy_mosaic, gt_mosaic)]
+        for noisy_mosaic, gt_mosaic, profile, levels in self.held_out:
+            packed = [pack_normalized(m, levels.black_level, levels.white) for m in (noisy_mosaic, gt_mosaic)]
             height, width = packed[0].shape[:2]
             top, left = max((height - 256) // 2, 0), max((width - 256) // 2, 0)
             noisy, clean = (p[top:top + 256, left:left + 256] for p in packed)
@@ -202,7 +206,7 @@ class PairSampler:
     def sample(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, NoiseProfile]:
         from bench.core.rawio import pack_normalized
 
-        noisy_mosaic, gt_mosaic, profile, dataset = self.items[int(rng.integers(len(self.items)))]
+        noisy_mosaic, gt_mosaic, profile, levels = self.items[int(rng.integers(len(self.items)))]
         side = 2 * self.patch + 2
         top = 2 * int(rng.integers(0, (noisy_mosaic.shape[0] - side) // 2 + 1))
         left = 2 * int(rng.integers(0, (noisy_mosaic.shape[1] - side) // 2 + 1))
@@ -210,7 +214,7 @@ class PairSampler:
         out = []
         for mosaic in (noisy_mosaic, gt_mosaic):
             crop = bayer_augment(mosaic[top:top + side, left:left + side], *flips)
-            out.append(pack_normalized(crop, dataset.black_level, dataset.white_level))
+            out.append(pack_normalized(crop, levels.black_level, levels.white))
         return out[0], out[1], profile
 
 
@@ -284,8 +288,8 @@ def validation_score(net, pairs, device: str) -> tuple[float, float]:
     for noisy, clean, profile in pairs:
         out = run_tiled(net, network_input(noisy, profile if net.noise_map else None), tile=0, device=device)
         truth = unpack(denormalize(clean, COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL))
-        s, _ = score_output(np.clip(out.transpose(1, 2, 0), 0, 1), truth, COMPETITION_BLACK_LEVEL,
-                            COMPETITION_WHITE_LEVEL)
+        s, _ = score_output(np.clip(out.transpose(1, 2, 0), 0, 1), truth,
+                            Levels.of(COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL))
         scores.append(s.score)
         psnrs.append(s.psnr)
     net.train()
@@ -335,9 +339,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
                        f"blur sigma U(0, {config.max_blur}), a and b log-uniform over {A_RANGE} x {B_RANGE}")
     validation = validation_pairs(validation_paths, config.val_pairs, config.seed) if validation_paths else None
     if config.data is not None:
-        pair_sampler = PairSampler(config.data, config.patch, log)
+        pair_sampler = PairSampler(config.data, config.patch, log, config.data_levels)
         samplers.append(pair_sampler)
-        sources.append(f"pairs of {config.data} (every 10th held out for validation)")
+        sources.append(f"pairs of {config.data}, levels {config.data_levels.describe()} (every 10th held out for "
+                       "validation)")
         validation = (validation or []) + pair_sampler.validation_pairs() or None
 
     torch.manual_seed(config.seed)

@@ -68,7 +68,8 @@ def tune(name: str, dataset: Dataset, noise_mode: str = "estimate", grid: int = 
     if reason:
         raise BenchError(f"method {name!r} cannot run here: {reason}")
     check_scorable(dataset, noise_mode)
-    dataset.check_files(burst_frames=burst.frames if burst else 1)
+    for message in dataset.check_files(burst_frames=burst.frames if burst else 1):
+        log(f"warning: {message}")
 
     loaded = [load_inputs(dataset, item, burst) for item in dataset.items]
     inputs = [make_noisy_raw(one, dataset, noise_for(one, dataset, noise_mode), burst) for one in loaded]
@@ -84,7 +85,7 @@ def tune(name: str, dataset: Dataset, noise_mode: str = "estimate", grid: int = 
         started = time.perf_counter()
         try:
             for one, raw in zip(loaded, inputs):
-                evaluation = evaluate(method, raw, one.pair.gt.mosaic, dataset.black_level, dataset.white_level)
+                evaluation = evaluate(method, raw, one.pair.gt.mosaic, one.pair.noisy.levels)
                 scores.append(evaluation.scores.score)
                 psnrs.append(evaluation.scores.psnr)
                 seconds += evaluation.seconds

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.datasets import GT_DIR, NOISY_DIR, write_noise_profiles
+from bench.core.levels import Levels, normalize
 from bench.core.noise_model import NoiseProfile, add_noise
 from bench.core.rawio import write_dng_standalone
 
@@ -21,16 +22,22 @@ def smooth_clean_mosaic(height: int, width: int, seed: int) -> np.ndarray:
 
 
 def write_pair_folder(root: Path, count: int = 3, height: int = 64, width: int = 96,
-                      a: float = 2e-3, b: float = 1e-4) -> Path:
-    """Write ``count`` competition-layout pairs (and noise_profile.csv) under ``root``; return ``root``."""
+                      a: float = 2e-3, b: float = 1e-4, cfa: str = "BGGR", black_level=1024,
+                      white_level: int = 16383) -> Path:
+    """Write ``count`` competition-layout pairs (and noise_profile.csv) under ``root``; return ``root``.
+    ``cfa``, ``black_level`` (one, or four per packed plane) and ``white_level`` are the files' tags; the
+    pixels are made in those levels (the same normalised images as with the competition's)."""
     (root / GT_DIR).mkdir(parents=True)
     (root / NOISY_DIR).mkdir()
     profiles = {}
+    levels = Levels.of(black_level, white_level)
     for index in range(count):
         clean = smooth_clean_mosaic(height, width, seed=index)
-        noisy = add_noise(clean, a, b, np.random.default_rng(100 + index), 1024, 16383)
-        write_dng_standalone(clean, root / GT_DIR / f"{index}_gt.dng")
-        write_dng_standalone(noisy, root / NOISY_DIR / f"{index}_noise.dng")
+        if levels != Levels.of(1024, 16383):
+            clean = levels.denormalize(normalize(clean, 1024, 16383))
+        noisy = add_noise(clean, a, b, np.random.default_rng(100 + index), levels.black_level, levels.white)
+        write_dng_standalone(clean, root / GT_DIR / f"{index}_gt.dng", cfa, levels.black_level, levels.white)
+        write_dng_standalone(noisy, root / NOISY_DIR / f"{index}_noise.dng", cfa, levels.black_level, levels.white)
         profiles[str(index)] = NoiseProfile(a, b)
     write_noise_profiles(root / "noise_profile.csv", profiles)
     return root

@@ -12,6 +12,7 @@ from bench.burst import BurstSpec, frame_motion, packed_frames, synthesize_burst
 from bench.datasets import open_dataset
 from bench.core.demosaic import demosaic, mosaic_rgb
 from bench.core.errors import BenchError
+from bench.core.levels import Levels
 from bench.core.noise_model import NoiseProfile, add_noise
 from bench.core.rawio import normalize, pack, write_dng_standalone
 from bench.evaluation import load_inputs, make_noisy_raw, noise_for
@@ -22,6 +23,7 @@ from tests.helpers import smooth_clean_mosaic, write_pair_folder
 
 BURST_METHODS = [name for name in list_methods() if create_method(name).kind == "burst"]
 PROFILE = NoiseProfile(4e-3, 2e-4)
+COMPETITION = Levels.of(1024, 16383)
 
 
 def _textured(height: int, width: int, seed: int) -> np.ndarray:
@@ -40,7 +42,7 @@ def _static_burst(frames: int, seed: int = 0) -> tuple[np.ndarray, NoisyRaw]:
     noisy = [add_noise(clean_mosaic, PROFILE.a, PROFILE.b, np.random.default_rng(seed + k), 1024, 16383)
              for k in range(frames)]
     return (normalize(pack(clean_mosaic), 1024, 16383),
-            NoisyRaw(packed_frames(np.stack(noisy), 1024, 16383), "BGGR", lambda: PROFILE, "test"))
+            NoisyRaw(packed_frames(np.stack(noisy), COMPETITION), "BGGR", lambda: PROFILE, "test"))
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -85,9 +87,9 @@ def test_synthetic_burst_is_seeded_and_starts_with_the_noisy_frame():
     clean = smooth_clean_mosaic(64, 96, seed=1)
     noisy = add_noise(clean, PROFILE.a, PROFILE.b, np.random.default_rng(9), 1024, 16383)
     spec = BurstSpec(4, max_shift=2.0, max_rotation=0.2, seed=3)
-    first = synthesize_burst(spec, "7", noisy, clean, "BGGR", PROFILE, 1024, 16383)
-    again = synthesize_burst(spec, "7", noisy, clean, "BGGR", PROFILE, 1024, 16383)
-    other = synthesize_burst(spec, "8", noisy, clean, "BGGR", PROFILE, 1024, 16383)
+    first = synthesize_burst(spec, "7", noisy, clean, "BGGR", PROFILE, COMPETITION)
+    again = synthesize_burst(spec, "7", noisy, clean, "BGGR", PROFILE, COMPETITION)
+    other = synthesize_burst(spec, "8", noisy, clean, "BGGR", PROFILE, COMPETITION)
     assert first.shape == (4, 64, 96) and first.dtype == np.uint16
     assert np.array_equal(first[0], noisy) and np.array_equal(first, again)
     assert not np.array_equal(first[1:], other[1:])
@@ -98,7 +100,7 @@ def test_synthetic_burst_is_seeded_and_starts_with_the_noisy_frame():
 def test_static_synthetic_frames_are_the_ground_truth_plus_fresh_noise():
     clean = smooth_clean_mosaic(64, 96, seed=1)
     noisy = add_noise(clean, PROFILE.a, PROFILE.b, np.random.default_rng(9), 1024, 16383)
-    frames = synthesize_burst(BurstSpec(8, 0, 0), "1", noisy, clean, "BGGR", PROFILE, 1024, 16383)
+    frames = synthesize_burst(BurstSpec(8, 0, 0), "1", noisy, clean, "BGGR", PROFILE, COMPETITION)
     x = normalize(clean, 1024, 16383).astype(np.float64)
     for frame in frames[1:]:
         residual = normalize(frame, 1024, 16383) - x

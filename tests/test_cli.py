@@ -181,7 +181,7 @@ def test_noise_writes_csv_and_prints_final_round_score(pair_folder, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "final-round score:" in result.stdout
     lines = csv_path.read_text().splitlines()
-    assert lines[0] == "image,a,b" and [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
+    assert lines[0] == "image,a,b,units,black,white" and [line.split(",")[0] for line in lines[1:]] == ["0", "1", "2"]
     a_values = [float(line.split(",")[1]) for line in lines[1:]]
     assert all(1e-4 <= a <= 1e-2 for a in a_values)
 

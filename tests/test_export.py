@@ -111,7 +111,7 @@ def test_classical_round_trip_with_worker_processes(tmp_path, test_folder):
     packed = noisy.normalized_packed()
     profile = estimate_noise(packed)
     denoised = create_method("bm3d", params).denoise(NoisyRaw(packed[None], noisy.cfa, lambda: profile, "0"))
-    expected = packed_to_mosaic(denoised, packed.shape, COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+    expected = packed_to_mosaic(denoised, packed.shape, noisy.levels)
     assert np.array_equal(read_dng(tmp_path / "result" / "data" / "denoise0.dng").mosaic, expected)
     with zipfile.ZipFile(tmp_path / "result.zip") as archive:
         names = archive.namelist()
@@ -269,7 +269,8 @@ def test_export_record_reads_back_what_was_written(tmp_path, classical_export, t
     record = ExportRecord.read(classical_export)
     assert (record.method, record.kind, record.script, record.model_sha256) == ("bilateral", "classical", "alg.py",
                                                                                  None)
-    assert (record.black_level, record.white_level) == (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+    assert (record.levels, record.black_level, record.white_level) == ("competition", COMPETITION_BLACK_LEVEL,
+                                                                       COMPETITION_WHITE_LEVEL)
     assert record.script_sha256 == file_sha256(classical_export / "algorithm" / "models" / "alg.py")
     assert Path(record.inputs.folder) == test_folder.resolve()
     assert [(f.id, f.input, f.output) for f in record.inputs.files] == [("0", "noisy0.dng", "denoise0.dng"),
@@ -384,7 +385,7 @@ def test_script_copying_the_shipped_outputs_is_caught(tmp_path, classical_export
         "        name = 'denoise' + noisy.stem[len('noisy'):] + '.dng'\n"
         "        shutil.copy(shipped / name, Path(argv[1]) / name)\n"
         "    return 0\n")
-    honest = "    return script_main(argv, denoise_image, BLACK_LEVEL, WHITE_LEVEL, DESCRIPTION)\n"
+    honest = "    return script_main(argv, denoise_image, LEVELS, DESCRIPTION)\n"
     assert honest in script.read_text()
     script.write_text(script.read_text().replace(honest, cheat))
     rerecord_hashes(result)

@@ -142,7 +142,7 @@ def test_estimate_dataset(tmp_path):
     lines: list[str] = []
     table = estimate_dataset(dataset, lines.append)
     assert isinstance(table, pd.DataFrame)
-    assert list(table.columns) == ["image", "a", "b", "seconds"]
+    assert list(table.columns) == ["image", "a", "b", "black", "white", "seconds"]
     assert list(table["image"]) == ["0", "1", "2"]
     assert len(lines) == 3 and all(f"image {i}" in line for i, line in zip("012", lines))
     assert (table["seconds"] >= 0).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import tifffile
 
 from bench.core import rawio
 from bench.core.errors import BenchError
+from bench.core.levels import LevelPolicy, Levels
 
 BLACK = rawio.COMPETITION_BLACK_LEVEL
 WHITE = rawio.COMPETITION_WHITE_LEVEL
@@ -168,7 +170,7 @@ def test_normalize_denormalize_honour_other_levels():
 def test_raw_image_normalized_packed_clips_and_packs():
     mosaic = _mosaic(5)
     mosaic[0, 0] = 0  # below black
-    image = rawio.RawImage(mosaic=mosaic, cfa="BGGR", black_level=BLACK, white_level=WHITE)
+    image = rawio.RawImage(mosaic=mosaic, cfa="BGGR", levels=Levels.of(BLACK, WHITE))
     packed = image.normalized_packed()
     assert packed.shape == (32, 48, 4)
     assert packed.dtype == np.float32
@@ -216,8 +218,9 @@ def test_read_dng_uses_given_levels_not_the_files(tmp_path):
     path = tmp_path / "levels.dng"
     rawio.write_dng_standalone(_mosaic(9), path, black_level=64, white_level=1023)
     assert (rawio.read_dng(path).black_level, rawio.read_dng(path).white_level) == (BLACK, WHITE)
-    image = rawio.read_dng(path, black_level=100, white_level=4095)
+    image = rawio.read_dng(path, LevelPolicy(black=100, white=4095))
     assert (image.black_level, image.white_level) == (100, 4095)
+    assert image.tags == ((64,) * 4, 1023)
 
 
 def test_read_dng_with_given_bytes_uses_them(tmp_path):
@@ -232,7 +235,7 @@ def test_read_dng_rejects_black_not_below_white(tmp_path):
     path = tmp_path / "a.dng"
     rawio.write_dng_standalone(_mosaic(12), path)
     with pytest.raises(BenchError, match="black level"):
-        rawio.read_dng(path, black_level=1000, white_level=1000)
+        rawio.read_dng(path, LevelPolicy(black=1000, white=1000))
 
 
 @pytest.mark.parametrize(
@@ -507,7 +510,7 @@ def test_failed_verification_leaves_no_file(tmp_path, monkeypatch):
 
     def corrupting_read(path, *args, **kwargs):
         image = real_read(path, *args, **kwargs)
-        return rawio.RawImage(image.mosaic + 1, image.cfa, image.black_level, image.white_level, image.path)
+        return dataclasses.replace(image, mosaic=image.mosaic + 1)
 
     monkeypatch.setattr(rawio, "read_dng", corrupting_read)
     with pytest.raises(BenchError, match="does not give back the written pixels"):

@@ -244,13 +244,14 @@ def test_a_damaged_crops_file_falls_back_to_the_dataset(tiny_run, tmp_path):
 def test_a_result_crop_is_what_the_page_renders_of_the_whole_mosaic():
     """The crop a task sends back (as the cache stores it) renders exactly as the whole output would, and a
     malformed one is refused."""
+    from bench.core.levels import Levels
     from bench.core.rawio import pack_normalized
     from bench.report.saved_crops import crop_from_fact
 
     rng = np.random.default_rng(3)
     gt = rng.integers(1024, 16383, size=(300, 410), dtype=np.uint16)
     out = rng.integers(1024, 16383, size=gt.shape, dtype=np.uint16)
-    fact = report.result_crop(out, gt, 1024, 16383)
+    fact = report.result_crop(out, gt, Levels.of(1024, 16383))
     assert set(fact) == {"window", "origin", "shape", "pixels"} and len(json.dumps(fact)) < 60_000
     crop = crop_from_fact(json.loads(json.dumps(fact)))
     assert crop.window == report.detail_window(pack_normalized(gt, 1024, 16383))

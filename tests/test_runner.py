@@ -278,7 +278,7 @@ def test_the_run_saves_the_reports_crops_cut_from_the_scored_outputs(monkeypatch
                  **{name: result.run_dir / "outputs" / name / f"{image.image_id}.dng" for name in image.methods}}
         crops = {"noisy": image.noisy, "gt": image.gt, **image.methods}
         for name, path in files.items():
-            mosaic = read_dng(path, dataset.black_level, dataset.white_level).mosaic
+            mosaic = read_dng(path, dataset.levels).mosaic
             assert np.array_equal(crops[name].pixels, mosaic[top:bottom, left:right]), name
 
 

@@ -170,11 +170,11 @@ def test_executor_errors_are_one_line():
 
 
 def test_progress_eta():
-    from bench.runner import _eta
+    from bench.tables import eta_text
 
-    assert _eta(10.0, 1, 4) == "  ETA 0m30s"
-    assert _eta(3600.0, 1, 3) == "  ETA 2h00m"
-    assert _eta(5.0, 4, 4) == ""
+    assert eta_text(10.0, 1, 4) == "  ETA 0m30s"
+    assert eta_text(3600.0, 1, 3) == "  ETA 2h00m"
+    assert eta_text(5.0, 4, 4) == ""
 
 
 def _dies_on_one(task: int) -> int:

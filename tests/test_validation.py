@@ -12,8 +12,9 @@ import pytest
 
 from bench import datasets, tables
 from bench.core import metrics, rawio
-from bench.datasets import GT_DIR, NOISY_DIR, Dataset, load_item, open_dataset
+from bench.datasets import GT_DIR, NOISY_DIR, load_item, open_dataset
 from bench.core.errors import BenchError
+from bench.core.levels import LevelPolicy
 from bench.core.rawio import write_dng_standalone
 from methods.registry import create_method, get_method_class, list_methods
 from tests.helpers import smooth_clean_mosaic
@@ -99,14 +100,13 @@ def test_open_dataset_refuses_impossible_levels(pair_folder, black, white):
     assert "\n" not in str(caught.value)
 
 
-def test_dataset_itself_refuses_impossible_levels(pair_folder):
-    dataset = open_dataset(pair_folder)
+def test_the_level_policy_itself_refuses_impossible_levels():
     with pytest.raises(BenchError, match="white level 70000"):
-        Dataset(dataset.name, dataset.root, dataset.items, 1024, 70000)
+        LevelPolicy("competition", 1024, 70000)
 
 
 def test_extreme_but_possible_levels_are_accepted(pair_folder):
-    assert open_dataset(pair_folder, black_level=0, white_level=65535).white_level == 65535
+    assert open_dataset(pair_folder, black_level=0, white_level=65535).levels.white == 65535
 
 
 # 3. data outside [black, white] --------------------------------------------------------------------------
@@ -225,7 +225,7 @@ def test_pre_flight_refuses_odd_sides(tmp_path, monkeypatch):
     # the standalone writer verifies by reading back, which refuses odd sides: write without that check
     odd = np.full((65, 64), 3000, np.uint16)
     with monkeypatch.context() as patch:
-        patch.setattr(rawio, "_write_verified", lambda path, data, mosaic, expected_size: path.write_bytes(data))
+        patch.setattr(rawio, "_write_verified", lambda path, data, *args, **kwargs: path.write_bytes(data))
         _write_pair(tmp_path / "d", 0, odd, odd)
     dataset = open_dataset(tmp_path / "d")
     with pytest.raises(BenchError, match=r"0_noise\.dng: .*65x64.*even"):

@@ -19,18 +19,29 @@ EXIT_INTERNAL_ERROR = 70  # EX_SOFTWARE of sysexits.h
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader has gone
 
 
+def _level_policy(args: argparse.Namespace):
+    """The LevelPolicy of --levels, --black-level and --white-level (BenchError for impossible levels)."""
+    from bench.core.levels import LevelPolicy
+
+    return LevelPolicy(args.levels, args.black_level, args.white_level)
+
+
 def _open_dataset(args: argparse.Namespace):
-    """The dataset named by --data (or the embedded one), cut to --limit."""
+    """The dataset named by --data (or the embedded one), with the levels of --levels (and
+    --black-level/--white-level), cut to --limit."""
     from bench.datasets import open_dataset
     from bench.embedded import embedded_dataset
 
     if args.data is not None:
-        dataset = open_dataset(args.data, black_level=args.black_level, white_level=args.white_level)
+        dataset = open_dataset(args.data, black_level=args.black_level, white_level=args.white_level,
+                               levels=args.levels)
     else:
-        if (args.black_level, args.white_level) != (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL):
+        if (args.black_level not in (None, COMPETITION_BLACK_LEVEL)
+                or args.white_level not in (None, COMPETITION_WHITE_LEVEL)):
             raise BenchError(f"--black-level/--white-level: the embedded set is made with the competition's "
                              f"{COMPETITION_BLACK_LEVEL}/{COMPETITION_WHITE_LEVEL}; other levels go with --data")
-        dataset = embedded_dataset(log=lambda message: print(message, file=sys.stderr))
+        dataset = dataclasses.replace(embedded_dataset(log=lambda message: print(message, file=sys.stderr)),
+                                      levels=_level_policy(args))
     return dataset.limited(args.limit)
 
 
@@ -129,6 +140,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.out:
         ensure_writable_file(args.out, "--out")
+    if args.levels is not None:
+        from bench.run_record import RunRecord
+
+        scored = RunRecord.read(args.run_dir).level_policy()
+        if args.levels != scored.mode:
+            raise BenchError(f"{args.run_dir}: was scored with --levels {scored.mode}; its report uses the levels "
+                             f"the run used ({scored.describe()}), so --levels {args.levels} does not apply")
     out = write_report(args.run_dir, args.out)
     print(f"report: {out}")
     return 0
@@ -173,7 +191,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          batch=args.batch, patch=args.patch, lr=args.lr, loss=args.loss,
                          fourier_weight=args.fourier_weight, adjacent_weight=args.adjacent_weight,
                          val_every=args.val_every, device=args.device, threads=args.threads, seed=args.seed,
-                         resume=args.resume, overwrite=args.overwrite)
+                         resume=args.resume, overwrite=args.overwrite, data_levels=_level_policy(args))
     best = train(config, log=log_to_stderr)
     print(f"best weights: {best}  (use: python -m bench run --methods {args.network} "
           f"--params FILE with {{\"{args.network}\": {{\"weights\": \"{best}\"}}}})")
@@ -205,7 +223,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 
 def cmd_noise(args: argparse.Namespace) -> int:
-    from bench.datasets import write_noise_profiles
+    from bench.datasets import NOISE_UNITS, write_noise_profiles
     from bench.core.noise_model import NoiseProfile
     from bench.noise_report import estimate_dataset, final_round_score
 
@@ -215,13 +233,17 @@ def cmd_noise(args: argparse.Namespace) -> int:
     print(f"estimating the noise profile of {len(dataset.items)} images of {dataset.name}", file=sys.stderr)
     table = estimate_dataset(dataset, log=lambda message: print(message, file=sys.stderr, flush=True))
     estimates = {row.image: NoiseProfile(row.a, row.b, "estimate") for row in table.itertuples()}
+    levels = {row.image: (row.black, row.white) for row in table.itertuples()}
     if args.csv:
         args.csv.parent.mkdir(parents=True, exist_ok=True)
-        write_noise_profiles(args.csv, estimates)
+        write_noise_profiles(args.csv, estimates, levels)
     known = [image for image in estimates if image in dataset.true_noise]
-    print(f"{'image':>6} {'a':>11} {'b':>11}" + (f" {'true a':>11} {'true b':>11}" if known else ""))
+    print(f"a, b: var = a*x + b of {NOISE_UNITS}, each file normalised by its own levels "
+          f"({dataset.levels.describe()})")
+    print(f"{'image':>6} {'a':>11} {'b':>11} {'black':>19} {'white':>5}"
+          + (f" {'true a':>11} {'true b':>11}" if known else ""))
     for image, profile in estimates.items():
-        line = f"{image:>6} {profile.a:11.4e} {profile.b:11.4e}"
+        line = f"{image:>6} {profile.a:11.4e} {profile.b:11.4e} {levels[image][0]:>19} {levels[image][1]:>5}"
         if image in dataset.true_noise:
             true = dataset.true_noise[image]
             line += f" {true.a:11.4e} {true.b:11.4e}"
@@ -239,11 +261,8 @@ def cmd_noise(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from bench import provenance
     from bench.export import Choice, best_in_run, export_submission, write_script_only
-    from bench.core.rawio import level_range_problem
 
-    problem = level_range_problem(args.black_level, args.white_level)
-    if problem:
-        raise BenchError(f"--black-level/--white-level: {problem}")
+    levels = _level_policy(args)
     if args.script:
         ensure_writable_file(args.script, "--script")
     else:
@@ -258,15 +277,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.best:
         print(f"best in {args.best}: {choice.name} (mean Score {choice.score:.2f})", file=sys.stderr)
     if args.script:
-        script = write_script_only(choice, args.script, args.black_level, args.white_level)
+        script = write_script_only(choice, args.script, levels)
         print(f"wrote {args.script} ({script} of {choice.name})")
         return 0
     if args.data is None:
         from bench.embedded import embedded_dataset
 
         args.data = embedded_dataset(log=lambda message: print(message, file=sys.stderr)).root
-    result = export_submission(choice, args.data, args.out, args.black_level, args.white_level,
-                               command=provenance.command_line(),
+    result = export_submission(choice, args.data, args.out, levels, command=provenance.command_line(),
                                log=lambda message: print(message, file=sys.stderr, flush=True))
     return _report_verification(result.result_dir, result.problems)
 
@@ -275,7 +293,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from bench.export import verify_submission
 
     problems = verify_submission(args.result_dir, args.data,
-                                 log=lambda message: print(message, file=sys.stderr, flush=True))
+                                 log=lambda message: print(message, file=sys.stderr, flush=True), levels=args.levels)
     return _report_verification(args.result_dir, problems)
 
 

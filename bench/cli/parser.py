@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
-from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
+from bench.core.levels import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, LEVEL_MODES
 from bench.cli.commands import (cmd_export, cmd_list, cmd_noise, cmd_report, cmd_run, cmd_speed, cmd_train,
                                  cmd_tune, cmd_verify)
 
@@ -22,13 +22,18 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("pattern", nargs="?", default="*", help="wildcard filter on method names")
     listing.set_defaults(handler=cmd_list)
 
-    data = argparse.ArgumentParser(add_help=False)
+    levels = argparse.ArgumentParser(add_help=False)
+    levels.add_argument("--levels", choices=LEVEL_MODES, default="competition",
+                        help=f"black and white levels: the competition's {COMPETITION_BLACK_LEVEL}/"
+                             f"{COMPETITION_WHITE_LEVEL} for every file whatever its tags say (default, as the "
+                             "organisers did), or each file's own DNG tags (black per channel, white)")
+    levels.add_argument("--black-level", type=int,
+                        help=f"black level for every file, over --levels (competition: {COMPETITION_BLACK_LEVEL})")
+    levels.add_argument("--white-level", type=int,
+                        help=f"white level for every file, over --levels (competition: {COMPETITION_WHITE_LEVEL})")
+    data = argparse.ArgumentParser(add_help=False, parents=[levels])
     data.add_argument("--data", type=Path, help="dataset folder (competition layout); default: the embedded set")
     data.add_argument("--limit", type=int, help="use only the first N images")
-    data.add_argument("--black-level", type=int, default=COMPETITION_BLACK_LEVEL,
-                      help=f"black level (competition: {COMPETITION_BLACK_LEVEL})")
-    data.add_argument("--white-level", type=int, default=COMPETITION_WHITE_LEVEL,
-                      help=f"white level (competition: {COMPETITION_WHITE_LEVEL})")
     noise = argparse.ArgumentParser(add_help=False)
     noise.add_argument("--noise", choices=("estimate", "oracle"), default="estimate",
                        help="noise profile given to methods: estimated from each image (blind, default) or the "
@@ -73,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "the trials go beside it as <method>.trials.csv")
     tune.set_defaults(handler=cmd_tune)
 
-    training = commands.add_parser("train", help="train a packed-RAW network (nafnet or dncnn)")
+    training = commands.add_parser("train", parents=[levels], help="train a packed-RAW network (nafnet or dncnn); "
+                                   "--levels applies to --data's pairs")
     training.add_argument("network", help="the learned method whose network to train (e.g. nafnet, dncnn)")
     training.add_argument("--clean-dir", type=Path, action="append", default=[],
                           help="folder of clean sRGB images for synthetic pairs (repeatable)")
@@ -105,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     speed.add_argument("--csv", type=Path, help="also write the table to this CSV file")
     speed.set_defaults(handler=cmd_speed)
 
-    export = commands.add_parser("export", help="write a competition submission for one method, then verify it")
+    export = commands.add_parser("export", parents=[levels],
+                                 help="write a competition submission for one method, then verify it")
     chosen = export.add_mutually_exclusive_group(required=True)
     chosen.add_argument("--method", help="the method to export (parameters: --params, else its defaults)")
     chosen.add_argument("--best", type=Path, metavar="RUN_DIR",
@@ -120,15 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--script", type=Path, metavar="PATH",
                         help="only write the self-contained script (alg.py or network.py) to PATH: no data, "
                              "no zip, no verification")
-    export.add_argument("--black-level", type=int, default=COMPETITION_BLACK_LEVEL,
-                      help=f"black level (competition: {COMPETITION_BLACK_LEVEL})")
-    export.add_argument("--white-level", type=int, default=COMPETITION_WHITE_LEVEL,
-                      help=f"white level (competition: {COMPETITION_WHITE_LEVEL})")
     export.set_defaults(handler=cmd_export)
 
     verify = commands.add_parser("verify", help="check a submission folder written by `bench export`")
     verify.add_argument("result_dir", type=Path, metavar="RESULT_DIR")
     verify.add_argument("--data", type=Path, help="the test images (default: the folder recorded at export)")
+    verify.add_argument("--levels", choices=LEVEL_MODES,
+                        help="the levels the submission was made with (default: those export.json records; "
+                             "another is a problem)")
     verify.set_defaults(handler=cmd_verify)
 
     estimate = commands.add_parser("noise", parents=[data],
@@ -139,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="write a self-contained HTML report of a `bench run` folder")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     report.add_argument("--out", type=Path, metavar="FILE", help="HTML file to write (default: RUN_DIR/report.html)")
+    report.add_argument("--levels", choices=LEVEL_MODES,
+                        help="the levels the run was scored with (default: those run.json records; another is "
+                             "an error)")
     report.set_defaults(handler=cmd_report)
     return parser
 

@@ -28,12 +28,13 @@ class NoiseProfile:
 
 
 def add_noise(
-    clean_mosaic: np.ndarray, a: float, b: float, rng: np.random.Generator, black_level: int, white_level: int
+    clean_mosaic: np.ndarray, a: float, b: float, rng: np.random.Generator, black_level, white_level: int
 ) -> np.ndarray:
     """The organisers' generator: ``noisy = x + N(0, sqrt(a*x + b))`` on the normalised packed image,
     clipped to [0, 1] and truncated back to uint16.
 
-    clean_mosaic: ``(H, W)`` uint16 with black level. Returns the noisy ``(H, W)`` uint16 mosaic.
+    clean_mosaic: ``(H, W)`` uint16 with black level; black_level one level or four, one per packed plane
+    (so ``a``, ``b`` are in the normalised units of these levels). Returns the noisy ``(H, W)`` uint16 mosaic.
     """
     x = normalize(pack(clean_mosaic), black_level, white_level).astype(np.float64)
     sigma = np.sqrt(np.maximum(a * x + b, 0.0))

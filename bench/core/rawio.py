@@ -8,7 +8,9 @@ Conventions used throughout the suite:
   [B, G, G, R]; ``RawImage.cfa`` names the colour of each plane for any other sensor;
 * *normalised* values are ``(raw - black) / (white - black)`` as ``float32``; the inverse clips to [0, 1],
   scales back and **truncates** to ``uint16`` exactly like the organisers' code, so scores are computed on
-  the same integers a submission would contain.
+  the same integers a submission would contain. Which black (per plane) and white level a file gets is
+  its ``LevelPolicy``'s choice: the competition's fixed 1024 / 16383, or the file's own DNG tags
+  (``bench.core.levels``).
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.core.cfa import check_bayer
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write
+from bench.core.levels import (COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, MAX_LEVEL,  # noqa: F401 (for callers)
+                               LevelPolicy, Levels, denormalize, level_range_problem, normalize)
 
-COMPETITION_BLACK_LEVEL = 1024
-COMPETITION_WHITE_LEVEL = 16383
-#: Largest value a 16-bit mosaic can hold, so the highest possible white level.
-MAX_LEVEL = 65535
 #: Row/column offset of each packed plane inside a 2x2 CFA cell.
 PLANE_OFFSETS = ((0, 0), (0, 1), (1, 0), (1, 1))
 _CFA_PHOTOMETRIC = 32803
@@ -39,23 +40,34 @@ class RawImage:
 
     mosaic: ``(H, W)`` uint16 sensor values, black level included, H and W even.
     cfa: colour of each packed plane, e.g. ``"BGGR"`` (see module docstring for the plane order).
-    black_level, white_level: the normalisation constants used for this frame.
+    levels: the levels this frame is normalised with (``bench.core.levels``: chosen by the reader's
+    ``LevelPolicy`` from the competition's or the file's own).
     path: where it was read from, or None.
+    tags: the levels the file's DNG tags give, ``(black per plane, white)``, or None when not read from a file.
     """
 
     mosaic: np.ndarray
     cfa: str
-    black_level: int
-    white_level: int
+    levels: Levels
     path: Path | None = None
+    tags: tuple[tuple[int, int, int, int], int] | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
         return self.mosaic.shape
 
+    @property
+    def black_level(self):
+        """The black level (the four per plane where they differ)."""
+        return self.levels.black_level
+
+    @property
+    def white_level(self) -> int:
+        return self.levels.white
+
     def normalized_packed(self) -> np.ndarray:
         """``(H/2, W/2, 4)`` float32 in [0, 1] (values below black / above white are clipped)."""
-        return pack_normalized(self.mosaic, self.black_level, self.white_level)
+        return pack_normalized(self.mosaic, self.levels.black_level, self.levels.white)
 
 
 @dataclass(frozen=True)
@@ -144,31 +156,19 @@ def _find_cfa_page(tif):
     return max(cfa_pages, key=lambda p: int(p.imagelength) * int(p.imagewidth))
 
 
-def level_range_problem(black_level: int, white_level: int) -> str | None:
-    """What is wrong with a black/white level pair for 16-bit data, as one phrase, or None when
-    ``0 <= black < white <= 65535`` holds for two integers."""
-    if (not isinstance(black_level, (int, np.integer)) or not isinstance(white_level, (int, np.integer))
-            or isinstance(black_level, bool) or isinstance(white_level, bool)):
-        return f"black level {black_level!r} and white level {white_level!r} must be integers"
-    if not 0 <= black_level < white_level <= MAX_LEVEL:
-        return (f"black level {black_level} and white level {white_level} must satisfy "
-                f"0 <= black < white <= {MAX_LEVEL}")
-    return None
-
-
 def read_dng(
     path: str | os.PathLike,
-    black_level: int = COMPETITION_BLACK_LEVEL,
-    white_level: int = COMPETITION_WHITE_LEVEL,
+    levels: LevelPolicy | Levels | None = None,
     data: bytes | None = None,
 ) -> RawImage:
     """Read the visible Bayer mosaic of a DNG with rawpy.
 
-    black_level / white_level: normalisation constants. The competition fixes them at 1024 / 16383
-    (not read from the file); pass others for other sensors.
+    levels: the ``LevelPolicy`` that chooses this file's levels (default: the competition's 1024 / 16383,
+    not read from the file, as the organisers did), or the ``Levels`` themselves.
     data: the file's bytes when the caller already read them (e.g. to hash them); read from ``path``
     otherwise.
-    Raises BenchError naming the file for anything unreadable.
+    Raises BenchError naming the file for anything unreadable, or for tags that give no valid levels
+    where the policy takes them from the file.
     """
     import rawpy
 
@@ -178,19 +178,48 @@ def read_dng(
         data = path.read_bytes()
     try:
         with rawpy.imread(io.BytesIO(data)) as raw:
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
             pattern = np.asarray(raw.raw_pattern)
             colors = raw.color_desc.decode("ascii")
+            per_channel, white = list(raw.black_level_per_channel), int(raw.white_level)
+            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
     except Exception as exc:
         raise BenchError(f"{path}: rawpy could not decode it ({type(exc).__name__}: {exc})") from None
     if mosaic.ndim != 2 or mosaic.shape[0] % 2 or mosaic.shape[1] % 2:
         raise BenchError(f"{path}: mosaic shape {mosaic.shape} is not a 2-D image with even sides")
+    tags = _plane_levels(path, per_channel, white, pattern)
+    cfa = "".join(colors[pattern[r, c]] for r, c in PLANE_OFFSETS)
+    check_bayer(cfa, path)
+    if not isinstance(levels, Levels):
+        levels = (levels or LevelPolicy()).resolve(path, *tags)
+    return RawImage(mosaic=mosaic, cfa=cfa, levels=levels, path=path, tags=tags)
+
+
+def read_dng_levels(path: str | os.PathLike, levels: LevelPolicy | None = None) -> tuple[Levels, tuple]:
+    """The levels ``levels`` (default: the competition's) gives the DNG at ``path``, and the
+    ``(black per plane, white)`` its tags give, read like ``read_dng`` reads them but without decoding the
+    pixels. Raises BenchError naming the file as ``read_dng`` does."""
+    import rawpy
+
+    path = Path(path)
+    try:
+        with rawpy.RawPy() as raw:
+            raw.open_file(str(path))
+            pattern = np.asarray(raw.raw_pattern)
+            per_channel, white = list(raw.black_level_per_channel), int(raw.white_level)
+    except Exception as exc:
+        raise BenchError(f"{path}: rawpy could not decode it ({type(exc).__name__}: {exc})") from None
+    tags = _plane_levels(path, per_channel, white, pattern)
+    return (levels or LevelPolicy()).resolve(path, *tags), tags
+
+
+def _plane_levels(path: Path, per_channel: list, white: int,
+                  pattern: np.ndarray) -> tuple[tuple[int, int, int, int], int]:
+    """``(black of each packed plane, white)`` from rawpy's tags: ``black_level_per_channel`` is indexed by
+    colour index, which ``raw_pattern`` gives for each position of the 2x2 CFA cell. BenchError naming the
+    file for a pattern that is not 2x2."""
     if pattern.shape != (2, 2):
         raise BenchError(f"{path}: CFA pattern {pattern.tolist()} is not a 2x2 Bayer pattern")
-    cfa = "".join(colors[pattern[r, c]] for r, c in PLANE_OFFSETS)
-    if black_level >= white_level:
-        raise BenchError(f"{path}: black level {black_level} must be below white level {white_level}")
-    return RawImage(mosaic=mosaic, cfa=cfa, black_level=int(black_level), white_level=int(white_level), path=path)
+    return tuple(int(per_channel[int(pattern[r, c])]) for r, c in PLANE_OFFSETS), int(white)
 
 
 def pack(mosaic: np.ndarray) -> np.ndarray:
@@ -211,22 +240,10 @@ def unpack(packed: np.ndarray) -> np.ndarray:
     return mosaic
 
 
-def pack_normalized(mosaic: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
+def pack_normalized(mosaic: np.ndarray, black_level, white_level: int) -> np.ndarray:
     """What a method receives: the ``(H, W)`` mosaic packed, normalised and clipped -> ``(H/2, W/2, 4)``
-    float32 in [0, 1]."""
+    float32 in [0, 1]; ``black_level`` one level or four, one per plane."""
     return np.clip(normalize(pack(mosaic), black_level, white_level), 0.0, 1.0)
-
-
-def normalize(raw: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
-    """Competition normalisation ``(raw - black) / (white - black)`` in float32 (not clipped)."""
-    return (raw.astype(np.float32) - np.float32(black_level)) / np.float32(white_level - black_level)
-
-
-def denormalize(x: np.ndarray, black_level: int, white_level: int) -> np.ndarray:
-    """Competition inverse: ``clip(x, 0, 1) * (white - black) + black`` in float32, then truncating
-    ``astype(uint16)`` (no rounding), exactly as the organisers' code does on a float32 network output."""
-    scaled = np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0) * np.float32(white_level - black_level)
-    return (scaled + np.float32(black_level)).astype(np.uint16)
 
 
 def write_dng_splice(template: str | os.PathLike, mosaic: np.ndarray, out_path: str | os.PathLike) -> None:
@@ -256,12 +273,16 @@ def write_dng_standalone(
     mosaic: np.ndarray,
     out_path: str | os.PathLike,
     cfa: str = "BGGR",
-    black_level: int = COMPETITION_BLACK_LEVEL,
+    black_level=COMPETITION_BLACK_LEVEL,
     white_level: int = COMPETITION_WHITE_LEVEL,
 ) -> None:
-    """Write a minimal uncompressed 16-bit DNG (tifffile) that rawpy reads back; verified after writing.
+    """Write a minimal uncompressed 16-bit DNG (tifffile) that rawpy reads back; verified after writing
+    (pixels, CFA and levels).
 
     mosaic: ``(H, W)`` uint16. cfa: plane colours in ``PLANE_OFFSETS`` order, e.g. "BGGR".
+    black_level: one black level, or four, one per packed plane: then written as a 2x2 BlackLevelRepeatDim
+    with the four values in ``PLANE_OFFSETS`` order (the cell's row-major order), which rawpy reads back
+    as the same ``black_level_per_channel`` through ``raw_pattern``. white_level: the WhiteLevel tag.
     """
     import tifffile
 
@@ -269,6 +290,12 @@ def write_dng_standalone(
         raise ValueError(f"write_dng_standalone needs an (H, W) uint16 mosaic, got {mosaic.dtype} {mosaic.shape}")
     if len(cfa) != 4 or any(ch not in _CFA_CODES for ch in cfa):
         raise ValueError(f"cfa must be four letters from R, G, B, got {cfa!r}")
+    levels = Levels.of(black_level, white_level)  # ValueError for impossible levels
+    if levels.uniform:
+        black_tags = [(50714, "H", 1, (levels.black[0],), True)]  # BlackLevel
+    else:
+        black_tags = [(50713, "H", 2, (2, 2), True),  # BlackLevelRepeatDim
+                      (50714, "H", 4, levels.black, True)]  # BlackLevel, one per position of the 2x2 cell
     identity_matrix = (1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1)  # 3x3 SRATIONAL
     tags = [
         (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
@@ -276,8 +303,8 @@ def write_dng_standalone(
         (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
         (50707, "B", 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
         (50708, "s", 0, "raw-bench", True),  # UniqueCameraModel
-        (50714, "H", 1, (int(black_level),), True),  # BlackLevel
-        (50717, "H", 1, (int(white_level),), True),  # WhiteLevel
+        *black_tags,
+        (50717, "H", 1, (levels.white,), True),  # WhiteLevel
         (50721, "2i", 9, identity_matrix, True),  # ColorMatrix1
         (50728, "2I", 3, (1, 1, 1, 1, 1, 1), True),  # AsShotNeutral
     ]
@@ -286,7 +313,7 @@ def write_dng_standalone(
         buffer, mosaic, photometric=_CFA_PHOTOMETRIC, compression=None, subfiletype=0,
         metadata=None, byteorder="<", extratags=tags,
     )
-    _write_verified(Path(out_path), buffer.getvalue(), mosaic, expected_size=None)
+    _write_verified(Path(out_path), buffer.getvalue(), mosaic, expected_size=None, expected=(cfa, levels))
 
 
 def write_dng(
@@ -294,10 +321,11 @@ def write_dng(
     out_path: str | os.PathLike,
     template: str | os.PathLike | None = None,
     cfa: str = "BGGR",
-    black_level: int = COMPETITION_BLACK_LEVEL,
+    black_level=COMPETITION_BLACK_LEVEL,
     white_level: int = COMPETITION_WHITE_LEVEL,
 ) -> str:
-    """Write by splicing into ``template`` when it allows, otherwise standalone.
+    """Write by splicing into ``template`` when it allows (the copy keeps the template's tags, levels
+    included), otherwise standalone with ``cfa`` and the levels given (one black level or four per plane).
 
     Returns "splice" or "standalone", saying which writer was used.
     """
@@ -310,9 +338,11 @@ def write_dng(
     return "standalone"
 
 
-def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: int | None) -> None:
-    """Write ``data`` to a temporary file beside ``path``, check it (size, and rawpy reads back exactly
-    ``mosaic``), then rename it into place: a crash or a failed check never leaves a bad file at ``path``."""
+def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: int | None,
+                    expected: tuple[str, Levels] | None = None) -> None:
+    """Write ``data`` to a temporary file beside ``path``, check it (size, rawpy reads back exactly
+    ``mosaic`` and, when ``expected`` is given, that CFA and the levels in its tags), then rename it into
+    place: a crash or a failed check never leaves a bad file at ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
 
     def write_and_check(tmp: Path) -> None:
@@ -320,8 +350,11 @@ def _write_verified(path: Path, data: bytes, mosaic: np.ndarray, expected_size: 
         size = tmp.stat().st_size
         if expected_size is not None and size != expected_size:
             raise BenchError(f"{path}: written file has {size} bytes, template had {expected_size}")
-        back = read_dng(tmp).mosaic
-        if back.shape != mosaic.shape or not np.array_equal(back, mosaic):
+        back = read_dng(tmp)
+        if back.shape != mosaic.shape or not np.array_equal(back.mosaic, mosaic):
             raise BenchError(f"{path}: re-reading the written DNG does not give back the written pixels")
+        if expected is not None and (back.cfa, back.tags) != (expected[0], (expected[1].black, expected[1].white)):
+            raise BenchError(f"{path}: re-reading the written DNG gives CFA {back.cfa} and tags {back.tags}, not "
+                             f"{expected[0]} and {expected[1].describe()}")
 
     atomic_write(path, write_and_check)

@@ -16,7 +16,7 @@ from typing import Callable
 from bench import codegen, pipeline
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write_text
-from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL
+from bench.core.levels import LevelPolicy
 from bench.export.choose import Choice
 from methods.base import Method
 from methods.registry import create_method
@@ -26,8 +26,7 @@ _METHOD_LINE = re.compile(r"^Method: (\S+) \((\w+)\), parameters:$", re.MULTILIN
 #: The literal each exported script runs its method with (written by ``_classical_tail``/``_learned_tail``).
 _PARAMETERS_CONSTANT = {"alg.py": "PARAMETERS", "network.py": "INFERENCE"}
 #: Names the generated tail of a script defines; a copied definition with one of these names is an error.
-_SCRIPT_NAMES = ("BLACK_LEVEL", "WHITE_LEVEL", "PARAMETERS", "INFERENCE", "DESCRIPTION", "denoise_image",
-                 "load_model", "main")
+_SCRIPT_NAMES = ("LEVELS", "PARAMETERS", "INFERENCE", "DESCRIPTION", "denoise_image", "load_model", "main")
 #: pip package of each import name that differs from it.
 _PIP_NAMES = {"cv2": "opencv-python-headless", "skimage": "scikit-image"}
 
@@ -45,10 +44,11 @@ def exportable(method: Method) -> str:
                      "packed_function and learned methods can")
 
 
-def script_source(method: Method, choice: Choice, black_level: int = COMPETITION_BLACK_LEVEL,
-                  white_level: int = COMPETITION_WHITE_LEVEL) -> str:
-    """The text of the self-contained ``alg.py`` (classical) or ``network.py`` (learned) for ``method``.
-    Deterministic: the same method, parameters and choice give the same text."""
+def script_source(method: Method, choice: Choice, levels: LevelPolicy | None = None) -> str:
+    """The text of the self-contained ``alg.py`` (classical) or ``network.py`` (learned) for ``method``, which
+    reads each input with the levels ``levels`` gives it (default: the competition's). Deterministic: the
+    same method, parameters, choice and levels give the same text."""
+    levels = levels or LevelPolicy()
     script = exportable(method)
     params = method.param_values()
     entries = [pipeline.script_main]
@@ -69,9 +69,9 @@ def script_source(method: Method, choice: Choice, black_level: int = COMPETITION
     if clash:
         raise BenchError(f"cannot export {method.name}: copied code defines {clash[0]!r}, a name the script uses")
     imports = sorted(set(code.imports) | {"import sys", "from pathlib import Path"}, key=codegen.import_sort_key)
-    head = _script_docstring(method, choice, script, params, _requirements(code, imports))
-    constants = "\n".join([f"BLACK_LEVEL = {int(black_level)}", f"WHITE_LEVEL = {int(white_level)}",
-                           f"DESCRIPTION = {_describe(method, params)!r}"])
+    head = _script_docstring(method, choice, script, params, _requirements(code, imports), levels)
+    constants = "\n".join(["#: Where each input's black and white levels come from (see LevelPolicy).",
+                           f"LEVELS = {levels!r}", f"DESCRIPTION = {_describe(method, params)!r}"])
     body = codegen.AssembledCode(imports, code.blocks).text()
     return "\n".join([head, "from __future__ import annotations", "", body, "",
                       "# ---- this submission", constants, "", tail])
@@ -114,7 +114,8 @@ def _requirements(code: codegen.AssembledCode, imports: list[str]) -> list[str]:
     return [_PIP_NAMES.get(m, m) for m in third_party]
 
 
-def _script_docstring(method: Method, choice: Choice, script: str, params: dict, requirements: list[str]) -> str:
+def _script_docstring(method: Method, choice: Choice, script: str, params: dict, requirements: list[str],
+                      levels: LevelPolicy) -> str:
     if choice.run_dir is not None:
         chosen = (f"Chosen from: {_display_path(choice.run_dir)}, the highest mean Score there "
                   f"({choice.score:.2f}) among the methods `bench export --best` could consider.")
@@ -122,6 +123,7 @@ def _script_docstring(method: Method, choice: Choice, script: str, params: dict,
     else:
         chosen = "Chosen by hand (`bench export --method`)."
         regenerate = f"--method {method.name} --params PARAMS.json"
+    regenerate += _level_options(levels)
     settings = "\n".join(f"    {k} = {v!r}" for k, v in params.items()) or "    (none)"
     if script == "alg.py":
         usage = ["Usage:  python alg.py INPUT_DIR OUTPUT_DIR",
@@ -148,9 +150,11 @@ def _script_docstring(method: Method, choice: Choice, script: str, params: dict,
         *usage,
         "",
         "What it does to each image: read the mosaic (rawpy), pack the 2x2 Bayer phases into 4 planes,",
-        "normalise with BLACK_LEVEL / WHITE_LEVEL, estimate the noise profile var = a*x + b from the image",
-        "alone, denoise, clip to [0, 1], scale back and truncate to uint16, and write the pixels into a",
-        "byte-for-byte copy of the noisy file.",
+        "normalise each plane with its black level and the white level LEVELS gives the file, estimate the",
+        "noise profile var = a*x + b from the image alone, denoise, clip to [0, 1], scale back to the same",
+        "levels and truncate to uint16, and write the pixels into a byte-for-byte copy of the noisy file",
+        "(its tags, levels included, kept).",
+        f"Levels: {levels.describe()}.",
         "",
         f"Method: {method.name} ({method.kind}), parameters:",
         settings,
@@ -164,6 +168,16 @@ def _script_docstring(method: Method, choice: Choice, script: str, params: dict,
         '"""',
     ]
     return "\n".join(lines)
+
+
+def _level_options(levels: LevelPolicy) -> str:
+    """The ``bench export`` options that give ``levels`` (empty for the default, the competition's)."""
+    default = LevelPolicy()
+    options = f" --levels {levels.mode}" if levels.mode != default.mode else ""
+    for name, value, usual in (("black", levels.black, default.black), ("white", levels.white, default.white)):
+        if value is not None and (levels.mode == "file" or value != usual):
+            options += f" --{name}-level {value}"
+    return options
 
 
 def _display_path(path: Path) -> str:
@@ -186,7 +200,7 @@ def denoise_image(packed: np.ndarray, profile: NoiseProfile, cfa: str) -> np.nda
 
 
 def main(argv: list[str]) -> int:
-    return script_main(argv, denoise_image, BLACK_LEVEL, WHITE_LEVEL, DESCRIPTION)
+    return script_main(argv, denoise_image, LEVELS, DESCRIPTION)
 
 
 if __name__ == "__main__":
@@ -214,7 +228,7 @@ def main(argv: list[str]) -> int:
         plane -> the denoised ``(h, w, 4)`` float32 in [0, 1]."""
         return network_denoise(model, packed, lambda: profile, **INFERENCE)
 
-    return script_main(argv, denoise_image, BLACK_LEVEL, WHITE_LEVEL, DESCRIPTION)
+    return script_main(argv, denoise_image, LEVELS, DESCRIPTION)
 
 
 if __name__ == "__main__":
@@ -222,22 +236,24 @@ if __name__ == "__main__":
 '''
 
 
-def write_script_only(choice: Choice, path: Path, black_level: int = COMPETITION_BLACK_LEVEL,
-                      white_level: int = COMPETITION_WHITE_LEVEL) -> str:
-    """Write just the exported script of ``choice`` to ``path`` (e.g. the repository's ``alg.py``); returns
-    which script it is ("alg.py" or "network.py")."""
+def write_script_only(choice: Choice, path: Path, levels: LevelPolicy | None = None) -> str:
+    """Write just the exported script of ``choice`` (reading inputs with ``levels``, default the
+    competition's) to ``path`` (e.g. the repository's ``alg.py``); returns which script it is ("alg.py" or
+    "network.py")."""
     method = create_method(choice.name, choice.params)
     script = exportable(method)
     if Path(path).name != script:
         raise BenchError(f"{path}: method {method.name} exports as {script}; name the file so")
-    atomic_write_text(path, script_source(method, choice, black_level, white_level))
+    atomic_write_text(path, script_source(method, choice, levels))
     return script
 
 
-def script_declares(script_path: Path) -> tuple[str, str, dict]:
+def script_declares(script_path: Path) -> tuple[str, str, dict, dict | None]:
     """The method name and kind an exported script declares (its docstring's ``Method: NAME (KIND),
-    parameters:`` line) and the parameters it runs with (its ``PARAMETERS`` or ``INFERENCE`` literal, the
-    last assignment if several); BenchError naming what is missing."""
+    parameters:`` line), the parameters it runs with (its ``PARAMETERS`` or ``INFERENCE`` literal, the
+    last assignment if several) and its levels (the keywords of its ``LEVELS = LevelPolicy(...)``, as
+    ``LevelPolicy.as_dict`` gives them; None when it has no such literal); BenchError naming what is
+    missing."""
     try:
         module = ast.parse(script_path.read_text())
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as exc:
@@ -256,4 +272,17 @@ def script_declares(script_path: Path) -> tuple[str, str, dict]:
                 params = None
     if not isinstance(params, dict):
         raise BenchError(f"{script_path}: declares no parameters (no {constant} = {{...}} literal at module level)")
-    return match[1], match[2], params
+    return match[1], match[2], params, _declared_levels(module)
+
+
+def _declared_levels(module: ast.Module) -> dict | None:
+    """The keyword literals of the script's last ``LEVELS = LevelPolicy(mode=..., black=..., white=...)``."""
+    levels = None
+    for node in module.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "LEVELS" for t in node.targets)
+                and isinstance(node.value, ast.Call) and not node.value.args):
+            try:
+                levels = {k.arg: ast.literal_eval(k.value) for k in node.value.keywords}
+            except ValueError:
+                levels = None
+    return levels

@@ -20,7 +20,8 @@ import numpy as np
 from bench import pipeline, provenance
 from bench.core.errors import BenchError, first_line
 from bench.core.files import atomic_write, file_sha256
-from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, inspect_dng
+from bench.core.levels import LevelPolicy
+from bench.core.rawio import inspect_dng, read_dng_levels
 from bench.export.choose import Choice
 from bench.export.record import ExportRecord, ImageRecord, InputsRecord
 from bench.export.script import exportable, script_source
@@ -48,12 +49,14 @@ class ExportResult:
     problems: list[str]
 
 
-def export_submission(choice: Choice, data: Path, result_dir: Path, black_level: int = COMPETITION_BLACK_LEVEL,
-                      white_level: int = COMPETITION_WHITE_LEVEL, command: str = "",
-                      log: Callable[[str], None] = print) -> ExportResult:
+def export_submission(choice: Choice, data: Path, result_dir: Path, levels: LevelPolicy | None = None,
+                      command: str = "", log: Callable[[str], None] = print) -> ExportResult:
     """Write the submission of ``choice`` for the noisy images of ``data`` (see ``pipeline.find_noisy_inputs``)
-    into ``result_dir`` (which must not hold anything yet), zip it, and verify it (``verify_submission``).
-    Input problems raise BenchError before anything is written."""
+    into ``result_dir`` (which must not hold anything yet), each read with the levels ``levels`` gives it
+    (default: the competition's) and written back in them, zip it, and verify it (``verify_submission``).
+    Input problems raise BenchError before anything is written; an input normalised with other levels than
+    its tags give is one warning line."""
+    levels = levels or LevelPolicy()
     result_dir = Path(result_dir)
     zip_path = result_dir.parent / "result.zip"
     if result_dir.exists() and (not result_dir.is_dir() or any(result_dir.iterdir())):
@@ -66,11 +69,16 @@ def export_submission(choice: Choice, data: Path, result_dir: Path, black_level:
         raise BenchError(f"method {method.name} cannot run here: {reason}")
     script = exportable(method)
     inputs = pipeline.find_noisy_inputs(data)
+    input_levels = {}
     for _, path in inputs:
         layout = inspect_dng(path)
         if not layout.is_contiguous_uncompressed_16bit:
             raise BenchError(f"{path}: the byte splice needs an uncompressed contiguous 16-bit DNG")
-    source = script_source(method, choice, black_level, white_level)
+        input_levels[path], tags = read_dng_levels(path, levels)
+        note = levels.tag_note(path, input_levels[path], *tags)
+        if note:
+            log(f"warning: {note}")
+    source = script_source(method, choice, levels)
 
     models = result_dir / "algorithm" / "models"
     models.mkdir(parents=True, exist_ok=True)
@@ -89,21 +97,23 @@ def export_submission(choice: Choice, data: Path, result_dir: Path, black_level:
     for position, (image_id, path) in enumerate(inputs, start=1):
         out = result_dir / "data" / pipeline.output_name(image_id)
         try:
-            seconds.append(pipeline.denoise_file(path, out, denoise_image, black_level, white_level))
+            seconds.append(pipeline.denoise_file(path, out, denoise_image, levels))
         except BenchError:
             raise
         except Exception as exc:  # the method's fault: one line, and the half-written folder stays to look at
             raise BenchError(f"{path}: {method.name} failed on it ({first_line(exc)}); "
                              f"{result_dir} is incomplete and has no result.zip") from None
         log(f"[{position}/{len(inputs)}] {path.name} -> data/{out.name}  {seconds[-1]:.1f} s")
-        files.append(ImageRecord(image_id, path.name, file_sha256(path), out.name, file_sha256(out)))
+        used = input_levels[path]
+        files.append(ImageRecord(image_id, path.name, file_sha256(path), out.name, file_sha256(out),
+                                 list(used.black), used.white))
     record = ExportRecord(
         created=dt.datetime.now().isoformat(timespec="seconds"),
         method=method.name, kind=method.kind, params=method.param_values(), script=script,
         script_sha256=file_sha256(models / script),
         model_sha256=file_sha256(models / "model.pth") if script == "network.py" else None,
         chosen_from=str(choice.run_dir) if choice.run_dir else None, chosen_score=choice.score,
-        black_level=black_level, white_level=white_level,
+        levels=levels.mode, black_level=levels.black, white_level=levels.white,
         inputs=InputsRecord(str(Path(inputs[0][1]).parent.resolve()), files),
         seconds_per_image=seconds, model_bytes=model_bytes,
         command=command, versions=provenance.package_versions(), git_commit=provenance.git_commit(),
@@ -131,8 +141,8 @@ def _report(method: Method, choice: Choice, record: ExportRecord) -> str:
         "- parameters:",
         *(f"  - `{k}` = `{v!r}`" for k, v in params.items()),
         "- noise: the profile (a, b) is estimated from each noisy image alone (blind), as on the test set",
-        f"- normalisation: black level {record.black_level}, white level {record.white_level}; "
-        "output truncated to uint16 and spliced into a copy of each noisy DNG",
+        f"- normalisation: {record.level_policy().describe()}; output written back in each file's levels, "
+        "truncated to uint16 and spliced into a copy of each noisy DNG (its tags kept)",
         "",
         "## How it was chosen",
         "",

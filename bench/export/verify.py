@@ -23,7 +23,8 @@ import numpy as np
 from bench import codegen, pipeline
 from bench.core.errors import BenchError
 from bench.core.files import file_sha256
-from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, inspect_dng, read_dng
+from bench.core.levels import LevelPolicy, black_text
+from bench.core.rawio import inspect_dng, pack, read_dng, read_dng_levels
 from bench.export.record import EXPORT_FILE, ExportRecord
 from bench.export.script import script_declares
 
@@ -36,7 +37,7 @@ _RECORD_FILES = (Path("algorithm/README.md"), EXPORT_FILE)
 
 
 def verify_submission(result_dir: Path, data: Path | None = None,
-                      log: Callable[[str], None] = print) -> list[str]:
+                      log: Callable[[str], None] = print, levels: str | None = None) -> list[str]:
     """Check a submission folder; returns the problems found (empty: it is good).
 
     Checked: the layout and file names (``data/denoise{i}.dng``; ``algorithm/models/`` holding exactly
@@ -44,7 +45,9 @@ def verify_submission(result_dir: Path, data: Path | None = None,
     file), model.pth within 50 MB, export.json readable and of this format (``ExportRecord.read``) and
     against the submission (the method, kind and parameters the script declares; the SHA-256 of the script,
     model.pth and every output), one output per input and none without an input, every output a DNG of its
-    input's size with values within [black, white], the inputs unchanged since the export (SHA-256), then
+    input's size, CFA and levels with values within each plane's [black, white] (the levels export.json's
+    policy gives the input; ``levels``, a level mode, must be that policy's when given, and stands in for it
+    when there is no readable record), the inputs unchanged since the export (SHA-256), then
     the script re-run alone on copies of the inputs (``data``, default: the folder recorded at export) must
     write byte-identical files, and ``result.zip`` beside the folder must hold exactly the folder under
     ``result/``.
@@ -61,8 +64,9 @@ def verify_submission(result_dir: Path, data: Path | None = None,
         record = ExportRecord.read(result_dir)
     except BenchError as exc:  # one line; the checks that need the record are left out
         problems.append(str(exc))
-    black = record.black_level if record else COMPETITION_BLACK_LEVEL
-    white = record.white_level if record else COMPETITION_WHITE_LEVEL
+    policy = record.level_policy() if record else LevelPolicy(levels or "competition")
+    if record and levels is not None and levels != policy.mode:
+        problems.append(f"{result_dir / EXPORT_FILE}: levels is {policy.mode!r}, but --levels {levels} was given")
 
     script = _check_models(result_dir, problems)
     if not (result_dir / "algorithm" / "README.md").is_file():
@@ -84,7 +88,7 @@ def verify_submission(result_dir: Path, data: Path | None = None,
     for _, path in inputs:
         if path.name in recorded and file_sha256(path) != recorded[path.name]:
             problems.append(f"{path}: changed since the export (SHA-256 differs from export.json)")
-    _check_outputs(result_dir, inputs, black, white, problems)
+    _check_outputs(result_dir, inputs, policy, problems)
 
     if script is not None and inputs and not problems:
         log(f"re-running algorithm/models/{script} on copies of the {len(inputs)} inputs, alone in a fresh "
@@ -125,10 +129,13 @@ def _check_record_against_script(record_path: Path, record: ExportRecord, script
         elif file_sha256(path) != getattr(record, field):
             problems.append(f"{path}: SHA-256 differs from export.json's {field}")
     try:
-        name, kind, params = script_declares(script_path)
+        name, kind, params, levels = script_declares(script_path)
     except BenchError as exc:
         problems.append(str(exc))
         return
+    if levels != record.level_policy().as_dict():
+        problems.append(f"{record_path}: levels are {record.level_policy().as_dict()}, but {script} runs with "
+                        f"{levels if levels is not None else 'no LEVELS = LevelPolicy(...) literal'}")
     for field, declared in (("method", name), ("kind", kind)):
         if getattr(record, field) != declared:
             problems.append(f"{record_path}: {field} is {getattr(record, field)!r}, but {script} "
@@ -188,7 +195,7 @@ def _check_models(result_dir: Path, problems: list[str]) -> str | None:
     return expected[-1]
 
 
-def _check_outputs(result_dir: Path, inputs: list[tuple[str, Path]], black: int, white: int,
+def _check_outputs(result_dir: Path, inputs: list[tuple[str, Path]], policy: LevelPolicy,
                    problems: list[str]) -> None:
     data_dir = result_dir / "data"
     if not data_dir.is_dir():
@@ -206,17 +213,25 @@ def _check_outputs(result_dir: Path, inputs: list[tuple[str, Path]], black: int,
             problems.append(f"{out}: missing (the output for {noisy.name})")
             continue
         try:
-            mosaic = read_dng(out, black, white).mosaic
+            image = read_dng(out, policy)
             reference = inspect_dng(noisy)
+            levels, _ = read_dng_levels(noisy, policy)
+            cfa = read_dng(noisy).cfa
         except BenchError as exc:
             problems.append(str(exc))
             continue
+        mosaic = image.mosaic
         if mosaic.shape != (reference.height, reference.width):
             problems.append(f"{out}: {mosaic.shape[0]}x{mosaic.shape[1]}, but {noisy.name} is "
                             f"{reference.height}x{reference.width}")
+            continue
+        if image.cfa != cfa or image.levels != levels:
+            problems.append(f"{out}: CFA {image.cfa}, {image.levels.describe()}, but {noisy.name} has CFA {cfa}, "
+                            f"{levels.describe()}")
         low, high = int(mosaic.min()), int(mosaic.max())
-        if low < black or high > white:
-            problems.append(f"{out}: values {low}..{high} outside [{black}, {white}]")
+        packed = pack(mosaic)
+        if (packed < np.asarray(levels.black)).any() or high > levels.white:
+            problems.append(f"{out}: values {low}..{high} outside [{black_text(levels.black)}, {levels.white}]")
 
 
 def _rerun_and_compare(result_dir: Path, script: str, inputs: list[tuple[str, Path]]) -> list[str]:

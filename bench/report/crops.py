@@ -53,14 +53,19 @@ class CropSection:
 
 
 def open_run_dataset(record: RunRecord):
-    """The dataset a run used, or raise BenchError saying why it cannot be opened."""
+    """The dataset a run used, with the level policy it read its files with, or raise BenchError saying why
+    it cannot be opened."""
+    import dataclasses
+
     from bench import embedded
     from bench.datasets import open_dataset
 
     info = record.dataset
+    policy = record.level_policy()
     if info.origin == "embedded":
-        return embedded.embedded_dataset(log=lambda message: None)
-    return open_dataset(info.root, name=info.name, black_level=info.black_level, white_level=info.white_level)
+        return dataclasses.replace(embedded.embedded_dataset(log=lambda message: None), levels=policy)
+    return open_dataset(info.root, name=info.name, black_level=info.black_level, white_level=info.white_level,
+                        levels=policy.mode)
 
 
 def _burst_spec(record: RunRecord):
@@ -198,8 +203,7 @@ def build_crops(folder: RunFolder, methods: list[str], log: Callable[[str], None
             except Exception as exc:
                 notes.append(f"Image {image_id} ({role}) could not be read ({one_line(exc)}); no crop.")
                 continue
-            image = image_crops(image_id, role, pair.noisy.mosaic, pair.gt.mosaic, pair.gt.cfa, ds.black_level,
-                                ds.white_level)
+            image = image_crops(image_id, role, pair.noisy.mosaic, pair.gt.mosaic, pair.gt.cfa, pair.gt.levels)
         row = CropRow(image_id, role, image.window, png_base64(image.overview))
         row.panels.append(Panel("noisy input", "the dataset's noisy file", png_base64(image.render(image.noisy))))
         for method in methods:
@@ -235,7 +239,7 @@ def _method_crop(folder: RunFolder, dataset: _RunDataset, image: ImageCrops, met
         return image.methods[method]
     saved = folder.path / "outputs" / method / f"{image.image_id}.dng"
     if saved.is_file():
-        mosaic = read_dng(saved, image.black_level, image.white_level).mosaic
+        mosaic = read_dng(saved).mosaic
         if mosaic.shape != image.shape:
             raise BenchError(f"{saved}: size {mosaic.shape} differs from the image's {image.shape}")
         sources["saved"] += 1
@@ -246,10 +250,9 @@ def _method_crop(folder: RunFolder, dataset: _RunDataset, image: ImageCrops, met
     if isinstance(created, str):
         raise BenchError(created)
     loaded = dataset.inputs(image.image_id)
-    ds = dataset.get()
     log(f"report: re-running {method} on image {image.image_id} for its crop")
-    evaluation = evaluate(created, dataset.method_input(image.image_id), loaded.pair.gt.mosaic, ds.black_level,
-                          ds.white_level)
+    evaluation = evaluate(created, dataset.method_input(image.image_id), loaded.pair.gt.mosaic,
+                          loaded.pair.noisy.levels)
     sources["re-created"] += 1
     psnr_gaps.append(abs(evaluation.scores.psnr - recorded_psnr))
     return MosaicCrop.cut(evaluation.mosaic, image.window)

@@ -9,9 +9,13 @@ into ``RUN_DIR/crops.npz``, so that ``bench report`` needs neither the dataset n
 
 ``crops.npz`` (numpy's format, read with ``allow_pickle=False``) holds ``index``, a JSON string::
 
-    {"format": 1, "black_level": int, "white_level": int,
+    {"format": 2,
      "images": [{"image", "role", "cfa", "shape": [H, W], "window": [top, left, height, width],
-                 "origin": [row, column], "gains": [r, g, b], "methods": [name, ...]}, ...]}
+                 "origin": [row, column], "gains": [r, g, b], "black": [one per plane], "white": int,
+                 "methods": [name, ...]}, ...]}
+
+(format 1, written before files could have their own levels, held one ``black_level`` and ``white_level``
+for all images instead of each image's ``black`` and ``white``; it is read too)
 
 and, for image k, the arrays ``i{k}_noisy``, ``i{k}_gt`` and ``i{k}_m{j}`` (method j of its list: uint16
 sensor pixels cut at ``origin``, all of one shape) and ``i{k}_overview`` (uint8 RGB thumbnail).
@@ -32,27 +36,31 @@ import pandas as pd
 
 from bench.core.errors import BenchError
 from bench.core.files import atomic_write
+from bench.core.levels import Levels, level_range_problem
 from bench.report.rendering import (MosaicCrop, Rendering, crop_region, detail_window, overview_thumbnail,
                                     rendering_from_ground_truth)
 from bench.report.statistics import choose_crop_images
 
 CROPS_FILE = "crops.npz"
-CROPS_FORMAT = 1
+CROPS_FORMAT = 2
+#: The formats ``read_run_crops`` reads.
+_READ_FORMATS = (1, 2)
 _CFAS = ("RGGB", "BGGR", "GRBG", "GBRG")
 
 
 @dataclass
 class ImageCrops:
     """Everything the crop row of one image needs: the full mosaic's ``shape`` and CFA, the ``window``,
-    the ``rendering`` and overview thumbnail (``(h, w, 3)`` uint8) made from the whole ground truth, and the
-    noisy, ground-truth and per-method ``MosaicCrop``s of that window."""
+    the ``rendering`` and overview thumbnail (``(h, w, 3)`` uint8) made from the whole ground truth, the
+    image's levels (``black_level`` one level or four per plane, as ``normalize`` takes it), and the noisy,
+    ground-truth and per-method ``MosaicCrop``s of that window."""
 
     image_id: str
     role: str
     cfa: str
     shape: tuple[int, int]
     window: tuple[int, int, int, int]
-    black_level: int
+    black_level: int | tuple[int, int, int, int]
     white_level: int
     rendering: Rendering
     overview: np.ndarray
@@ -66,16 +74,16 @@ class ImageCrops:
 
 
 def image_crops(image_id: str, role: str, noisy_mosaic: np.ndarray, gt_mosaic: np.ndarray, cfa: str,
-                black_level: int, white_level: int) -> ImageCrops:
-    """The ImageCrops of an image from its whole ``(H, W)`` uint16 noisy and ground-truth mosaics (no method
-    crop yet)."""
+                levels: Levels) -> ImageCrops:
+    """The ImageCrops of an image from its whole ``(H, W)`` uint16 noisy and ground-truth mosaics and its
+    ``levels`` (no method crop yet)."""
     from bench.core.rawio import pack_normalized
 
-    gt_packed = pack_normalized(gt_mosaic, black_level, white_level)
+    gt_packed = pack_normalized(gt_mosaic, levels.black_level, levels.white)
     window = detail_window(gt_packed)
     rendering = rendering_from_ground_truth(gt_packed, cfa)
-    return ImageCrops(image_id, role, cfa, tuple(int(v) for v in gt_mosaic.shape), window, black_level,
-                      white_level, rendering, overview_thumbnail(gt_packed, cfa, window, rendering),
+    return ImageCrops(image_id, role, cfa, tuple(int(v) for v in gt_mosaic.shape), window, levels.black_level,
+                      levels.white, rendering, overview_thumbnail(gt_packed, cfa, window, rendering),
                       MosaicCrop.cut(noisy_mosaic, window), MosaicCrop.cut(gt_mosaic, window))
 
 
@@ -83,12 +91,13 @@ def image_crops(image_id: str, role: str, noisy_mosaic: np.ndarray, gt_mosaic: n
 # one result's crop, as the cache stores it
 
 
-def result_crop(output_mosaic: np.ndarray, gt_mosaic: np.ndarray, black_level: int, white_level: int) -> dict:
+def result_crop(output_mosaic: np.ndarray, gt_mosaic: np.ndarray, levels: Levels) -> dict:
     """The crop fact of one result: the pixels of its ``(H, W)`` uint16 written-back ``output_mosaic`` that
-    the report renders for the image whose ground truth is ``gt_mosaic`` (``crop_fact`` format)."""
+    the report renders for the image whose ground truth is ``gt_mosaic`` (normalised with ``levels``;
+    ``crop_fact`` format)."""
     from bench.core.rawio import pack_normalized
 
-    window = detail_window(pack_normalized(gt_mosaic, black_level, white_level))
+    window = detail_window(pack_normalized(gt_mosaic, levels.black_level, levels.white))
     return crop_fact(MosaicCrop.cut(output_mosaic, window))
 
 
@@ -177,8 +186,7 @@ def write_run_crops(run_dir: Path, dataset, per_image: pd.DataFrame, references:
         pair = load_item(dataset, items[image_id])
         if (pair.noisy_sha256, pair.gt_sha256) != tuple(expected[image_id][:2]):
             continue  # changed since the run hashed it: the report falls back to what it can find
-        image = image_crops(image_id, role, pair.noisy.mosaic, pair.gt.mosaic, pair.gt.cfa, dataset.black_level,
-                            dataset.white_level)
+        image = image_crops(image_id, role, pair.noisy.mosaic, pair.gt.mosaic, pair.gt.cfa, pair.gt.levels)
         for method, fact in methods.items():
             crop = crop_from_fact(fact)
             if crop.window == image.window and crop.origin == image.noisy.origin \
@@ -192,12 +200,13 @@ def write_run_crops(run_dir: Path, dataset, per_image: pd.DataFrame, references:
     for k, image in enumerate(saved):
         entries.append({"image": image.image_id, "role": image.role, "cfa": image.cfa, "shape": list(image.shape),
                         "window": list(image.window), "origin": list(image.noisy.origin),
-                        "gains": list(image.rendering.gains), "methods": list(image.methods)})
+                        "gains": list(image.rendering.gains),
+                        "black": list(Levels.of(image.black_level, image.white_level).black),
+                        "white": image.white_level, "methods": list(image.methods)})
         arrays.update({f"i{k}_noisy": image.noisy.pixels, f"i{k}_gt": image.gt.pixels,
                        f"i{k}_overview": image.overview})
         arrays.update({f"i{k}_m{j}": crop.pixels for j, crop in enumerate(image.methods.values())})
-    index = {"format": CROPS_FORMAT, "black_level": dataset.black_level, "white_level": dataset.white_level,
-             "images": entries}
+    index = {"format": CROPS_FORMAT, "images": entries}
     buffer = io.BytesIO()
     np.savez_compressed(buffer, index=np.array(json.dumps(index)), **arrays)
     atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
@@ -214,14 +223,12 @@ def read_run_crops(run_dir: Path) -> dict[str, ImageCrops] | None:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         index = json.loads(str(arrays["index"]))
-        if not isinstance(index, dict) or index.get("format") != CROPS_FORMAT:
-            raise ValueError(f"format is not {CROPS_FORMAT}")
-        black, white = index["black_level"], index["white_level"]
-        if not (isinstance(black, int) and isinstance(white, int) and 0 <= black < white):
-            raise ValueError(f"levels {black!r}, {white!r} are not black < white")
+        if not isinstance(index, dict) or index.get("format") not in _READ_FORMATS:
+            raise ValueError(f"format is not one of {_READ_FORMATS}")
         images = {}
         for k, entry in enumerate(index["images"]):
-            image = _read_image(entry, k, arrays, black, white)
+            levels = entry if index["format"] == 2 else {"black": index["black_level"], "white": index["white_level"]}
+            image = _read_image(entry, k, arrays, _levels(levels, f"image {k}"))
             images[image.image_id] = image
         return images
     except (OSError, ValueError, KeyError, TypeError, AttributeError, zlib.error) as exc:
@@ -229,7 +236,16 @@ def read_run_crops(run_dir: Path) -> dict[str, ImageCrops] | None:
                          .splitlines()[0]) from None
 
 
-def _read_image(entry: dict, k: int, arrays: dict[str, np.ndarray], black: int, white: int) -> ImageCrops:
+def _levels(entry: dict, where: str) -> Levels:
+    """The Levels of ``entry["black"]`` (one level or a list of four) and ``entry["white"]``; ValueError."""
+    black, white = entry["black"], entry["white"]
+    problem = level_range_problem(black, white)
+    if problem:
+        raise ValueError(f"{where}: levels: {problem}")
+    return Levels.of(black, white)
+
+
+def _read_image(entry: dict, k: int, arrays: dict[str, np.ndarray], levels: Levels) -> ImageCrops:
     where = f"image {k}"
     if not isinstance(entry.get("image"), str) or not isinstance(entry.get("role"), str):
         raise ValueError(f"{where}: no image id or role")
@@ -254,6 +270,6 @@ def _read_image(entry: dict, k: int, arrays: dict[str, np.ndarray], black: int, 
     methods = entry.get("methods")
     if not isinstance(methods, list) or not all(isinstance(m, str) for m in methods):
         raise ValueError(f"{where}: methods {methods!r}")
-    return ImageCrops(entry["image"], entry["role"], entry["cfa"], shape, window, black, white,
+    return ImageCrops(entry["image"], entry["role"], entry["cfa"], shape, window, levels.black_level, levels.white,
                       Rendering(tuple(float(g) for g in gains)), overview, crop(f"i{k}_noisy"), crop(f"i{k}_gt"),
                       {method: crop(f"i{k}_m{j}") for j, method in enumerate(methods)})
