@@ -4,6 +4,7 @@ each colour lies, and moving an image between Bayer layouts and back without los
 from __future__ import annotations
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -95,6 +96,24 @@ def test_a_twin_brought_to_bggr_is_the_original_inside():
         back = to_cfa(twin, cfa, "BGGR")
         assert back.shape == original.shape
         np.testing.assert_array_equal(back[top:12 - top, left:16 - left], original[top:12 - top, left:16 - left])
+
+
+def _with_cfa_pattern(path, pattern: bytes) -> None:
+    """Overwrite the CFAPattern tag (BYTE x 4, stored in its IFD entry) of a ``write_dng_standalone`` file."""
+    data = path.read_bytes()
+    entry = (33422).to_bytes(2, "little") + (1).to_bytes(2, "little") + (4).to_bytes(4, "little")
+    start = data.index(entry) + len(entry)
+    path.write_bytes(data[:start] + pattern + data[start + 4:])
+
+
+@pytest.mark.parametrize("codes,cfa", [(bytes([0, 1, 2, 1]), "RGBG"), (bytes([0, 0, 1, 2]), "RRGB")],
+                         ids=["RGBG", "RRGB"])
+def test_read_dng_refuses_a_cfa_that_is_not_bayer(tmp_path, codes, cfa):
+    path = tmp_path / "odd.dng"
+    write_dng_standalone(smooth_clean_mosaic(32, 32, seed=0), path)
+    _with_cfa_pattern(path, codes)
+    with pytest.raises(BenchError, match=rf"^{re.escape(str(path))}: CFA pattern '{cfa}' is not a 2x2 Bayer pattern"):
+        read_dng(path)
 
 
 def test_read_dng_reads_every_bayer_layout(tmp_path):

@@ -207,3 +207,15 @@ def test_levels_file_runs_exports_and_verifies_an_rggb_set_at_other_levels(tmp_p
     table = pd.read_csv(csv_path, dtype={"black": str})
     assert list(table.columns) == ["image", "a", "b", "units", "black", "white"]
     assert list(table["black"]) == ["60/64/68/72"] * 2 and list(table["white"]) == [4095] * 2
+
+
+def test_a_learned_export_of_an_rggb_set_verifies(tmp_path):
+    """The exported network.py hands the input's CFA to the network as the harness does, so its re-run
+    alone writes the same bytes (before: it treated every input as BGGR, and verify failed on an RGGB set)."""
+    data = write_pair_folder(tmp_path / "rggb", count=2, cfa="RGGB", black_level=PER_PLANE, white_level=4095)
+    out = tmp_path / "submission" / "result"
+    export = bench("export", "--method", "dncnn", "--data", str(data), "--levels", "file", "--out", str(out))
+    assert export.returncode == 0, export.stdout + export.stderr
+    assert "verified:" in export.stdout
+    expected = rawpy_levels(data / NOISY_DIR / "0_noise.dng")
+    assert rawpy_levels(out / "data" / "denoise0.dng") == expected

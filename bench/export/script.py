@@ -226,7 +226,7 @@ def main(argv: list[str]) -> int:
     def denoise_image(packed: np.ndarray, profile: NoiseProfile, cfa: str) -> np.ndarray:
         """``(h, w, 4)`` float32 normalised noisy image in [0, 1], its noise profile and the colour of each
         plane -> the denoised ``(h, w, 4)`` float32 in [0, 1]."""
-        return network_denoise(model, packed, lambda: profile, **INFERENCE)
+        return network_denoise(model, packed, lambda: profile, cfa=cfa, **INFERENCE)
 
     return script_main(argv, denoise_image, LEVELS, DESCRIPTION)
 
