@@ -80,3 +80,22 @@ def test_every_method_gains_the_same_on_an_rggb_twin_at_other_levels(original, l
     single_frame_identity = ["noisy", "burst_mean"]  # burst_mean returns frame 0 of a one-frame burst
     assert (table.drop(index=single_frame_identity)["original"] > 1.0).all(), f"every method denoises\n{table}"
     assert np.isfinite(table.values).all()
+
+
+def gain_table(folder: Path) -> pd.DataFrame:
+    """The README's twin table: every method's gain on the test's original and on both twins."""
+    root = write_pair_folder(folder / "original", count=2, height=258, width=386)
+    columns = {}
+    for name, levels in [("BGGR original", None), *TWIN_LEVELS.items()]:
+        data = root if levels is None else make_twin(root, folder / f"twin{len(columns)}", *levels)
+        result = run_benchmark(RunConfig(list_methods(), open_dataset(data, levels="file"), noise_mode="oracle",
+                                         out_root=folder / "runs", fresh=True, workers=1), log=lambda m: None)
+        columns[name if levels is None else f"RGGB {name}"] = gains(result.run_dir)
+    return pd.DataFrame(columns).round(3)
+
+
+if __name__ == "__main__":  # python -m tests.test_twins prints the README's table
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        print(gain_table(Path(scratch)).to_string())
