@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.embedded import cache_root
-from bench.core.files import atomic_write_text, file_sha256  # noqa: F401 (file_sha256: for callers)
+from bench.core.files import atomic_write_text
 
 _PACKAGE_DIRS = ("bench", "methods")
 #: Version of the envelope and of the bodies the suite stores; entries of any other schema are misses.

@@ -84,13 +84,18 @@ def estimate_key(noisy_sha256: str, levels: LevelPolicy) -> str:
     return make_key({"noisy": noisy_sha256, "levels": levels.as_dict()})
 
 
-def valid_estimate_record(body: dict) -> dict:
-    """The cached estimate ``{"a", "b", "source": "estimate", "seconds"}`` if well-formed; InvalidEntry
-    otherwise."""
-    if body.get("source") != "estimate":
-        raise InvalidEntry(f"source is {body.get('source')!r}")
-    return {"a": require_number(body, "a", 0.0), "b": require_number(body, "b", 0.0), "source": "estimate",
+def valid_noise_record(body: object, sources: tuple[str, ...] = NOISE_MODES) -> dict:
+    """A ``NoiseEstimate.record`` ``{"a", "b", "source", "seconds"}`` read back, if well-formed and its source
+    one of ``sources``; InvalidEntry otherwise."""
+    if not isinstance(body, dict) or body.get("source") not in sources:
+        raise InvalidEntry(f"noise record is {body!r}")
+    return {"a": require_number(body, "a", 0.0), "b": require_number(body, "b", 0.0), "source": body["source"],
             "seconds": require_number(body, "seconds", 0.0)}
+
+
+def valid_estimate_record(body: dict) -> dict:
+    """A cached blind estimate (a noise record whose source is "estimate"); InvalidEntry otherwise."""
+    return valid_noise_record(body, ("estimate",))
 
 
 def check_profile(profile: NoiseProfile, where: str) -> NoiseProfile:

@@ -43,7 +43,7 @@ from bench.cache import InvalidEntry, ResultCache, make_key, require_number
 from bench.datasets import BURST_DIR, NOISE_UNITS, Dataset, DatasetItem, fingerprint
 from bench.core.errors import BenchError, RunInterrupted, first_line
 from bench.evaluation import (NOISE_MODES, check_profile, estimate_key, evaluate, input_paths, load_inputs,
-                              make_noisy_raw, noise_for, valid_estimate_record)
+                              make_noisy_raw, noise_for, valid_estimate_record, valid_noise_record)
 from bench.core.metrics import score as competition_score
 from bench.core.files import atomic_write, atomic_write_text, file_sha256
 from bench.core.levels import Levels, black_text
@@ -439,10 +439,7 @@ def valid_result_facts(body: dict) -> dict:
         raise InvalidEntry("score is not the Score of psnr and ssim")
     noise = body.get("noise")
     if noise is not None:
-        if not isinstance(noise, dict) or noise.get("source") not in NOISE_MODES:
-            raise InvalidEntry(f"noise is {noise!r}")
-        noise = {"a": require_number(noise, "a", 0.0), "b": require_number(noise, "b", 0.0),
-                 "source": noise["source"], "seconds": require_number(noise, "seconds", 0.0)}
+        noise = valid_noise_record(noise)
     output = body.get("output")
     if output is not None and not (isinstance(output, dict) and isinstance(output.get("path"), str)
                                    and isinstance(output.get("sha256"), str)):
