@@ -481,7 +481,7 @@ def test_best_in_run_picks_the_highest_exportable_score(tmp_path):
 
 
 def test_codegen_refuses_imports_of_our_packages_inside_copied_code():
-    from bench.train import validation_score  # imports bench.evaluation inside its body
+    from bench.train import _scored as validation_score  # imports bench.evaluation inside its body
 
     with pytest.raises(codegen.CodegenError, match="imports bench.evaluation inside"):
         codegen.assemble([validation_score])

@@ -13,8 +13,8 @@ from methods.toolkit.inference import network_input, run_tiled, tile_starts  # n
 from methods.toolkit.learned import build_network, load_network  # noqa: E402
 from bench.core.noise_model import NoiseProfile  # noqa: E402
 from methods.toolkit.checkpoint import Checkpoint  # noqa: E402
-from bench.train import (TrainConfig, bayer_augment, synthetic_pair,  # noqa: E402
-                         training_loss)
+from bench.train import TrainConfig, training_loss  # noqa: E402
+from bench.training_data import bayer_augment, synthetic_pair  # noqa: E402
 from methods.base import NoisyRaw  # noqa: E402
 from methods.registry import create_method  # noqa: E402
 from tests.test_cli import bench  # noqa: E402

@@ -188,6 +188,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     net_config = parse_network_config(args.config, args.network)
     config = TrainConfig(network=args.network, out=out,
                          steps=args.steps, clean_dirs=args.clean_dir, data=args.data, net_config=net_config,
+                         raw_dirs=args.raw_dir, raw_hold_out=args.raw_hold_out, raw_fraction=args.raw_fraction,
+                         downscale=args.downscale, blur_probability=args.blur_probability, max_blur=args.max_blur,
+                         init=args.init, reference=args.reference,
                          batch=args.batch, patch=args.patch, lr=args.lr, loss=args.loss,
                          fourier_weight=args.fourier_weight, adjacent_weight=args.adjacent_weight,
                          val_every=args.val_every, device=args.device, threads=args.threads, seed=args.seed,
@@ -195,6 +198,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     best = train(config, log=log_to_stderr)
     print(f"best weights: {best}  (use: python -m bench run --methods {args.network} "
           f"--params FILE with {{\"{args.network}\": {{\"weights\": \"{best}\"}}}})")
+    return 0
+
+
+def cmd_raw_pairs(args: argparse.Namespace) -> int:
+    from bench.real_raw import list_captures, load_capture, select_captures, write_pair_folder
+
+    ensure_writable_folder(args.out, "--out")
+    paths = list_captures(args.raw_dir)
+    if args.only:
+        paths = select_captures(paths, args.only, "--only")
+    if args.side and (args.side < 64 or args.side % 2):
+        raise BenchError(f"--side must be even and at least 64, not {args.side}")
+    captures = [load_capture(path) for path in paths]
+    recipe = write_pair_folder(captures, args.out, seed=args.seed, side=args.side)
+    for capture in captures:
+        print(f"{capture.describe()}")
+    print(f"wrote {len(recipe)} pairs to {args.out} (the five noise groups of each capture; true profiles in "
+          f"noise_profile.csv)")
     return 0
 
 

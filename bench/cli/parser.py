@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bench.burst import DEFAULT_MAX_ROTATION, DEFAULT_MAX_SHIFT, DEFAULT_SEED
 from bench.core.levels import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, LEVEL_MODES
-from bench.cli.commands import (cmd_export, cmd_list, cmd_noise, cmd_report, cmd_run, cmd_speed, cmd_train,
-                                 cmd_tune, cmd_verify)
+from bench.cli.commands import (cmd_export, cmd_list, cmd_noise, cmd_raw_pairs, cmd_report, cmd_run, cmd_speed,
+                                 cmd_train, cmd_tune, cmd_verify)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,11 +84,30 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--clean-dir", type=Path, action="append", default=[],
                           help="folder of clean sRGB images for synthetic pairs (repeatable)")
     training.add_argument("--data", type=Path, help="competition-layout folder of real training pairs")
+    training.add_argument("--raw-dir", type=Path, action="append", default=[],
+                          help="folder of real captures (any Bayer DNG, each with its own levels) made noisy on "
+                               "the fly with the organisers' generator (repeatable)")
+    training.add_argument("--raw-hold-out", action="append", default=[], metavar="NAME",
+                          help="a capture (file stem or name) kept out of training as real-raw validation "
+                               "(repeatable; default: the last capture by name)")
+    training.add_argument("--raw-fraction", type=float, default=0.5,
+                          help="share of the patches from --raw-dir when other sources are given (default 0.5)")
+    training.add_argument("--downscale", type=float, default=1.0,
+                          help="shrink each sRGB crop this many times (area-averaged) before unprocessing "
+                               "(default 1: none)")
+    training.add_argument("--blur-probability", type=float, default=1.0,
+                          help="chance that a synthetic patch gets the optical blur (default 1: always)")
+    training.add_argument("--max-blur", type=float, default=1.2, help="largest blur sigma in pixels (default 1.2)")
+    training.add_argument("--init", type=Path, metavar="WEIGHTS",
+                          help="start from this weights file (.pth) instead of random weights")
+    training.add_argument("--reference", default="", metavar="METHOD",
+                          help="also score this method (e.g. bm3d) once on the validation pairs, for the card")
     training.add_argument("--steps", type=int, default=2000, help="optimiser steps in all (default 2000)")
     training.add_argument("--batch", type=int, default=8, help="patches per step (default 8)")
     training.add_argument("--patch", type=int, default=64, help="patch side in packed pixels (default 64)")
     training.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default 1e-3)")
-    training.add_argument("--loss", choices=("l1", "psnr"), default="l1", help="main loss (default l1)")
+    training.add_argument("--loss", choices=("l1", "l1_sigma", "psnr"), default="l1",
+                          help="main loss (default l1; l1_sigma: L1 in units of each pixel's noise std)")
     training.add_argument("--fourier-weight", type=float, default=0.0, help="weight of the FFT-magnitude L1 term")
     training.add_argument("--adjacent-weight", type=float, default=0.0,
                           help="weight of the adjacent-pixel (gradient) L1 term")
@@ -103,6 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--overwrite", action="store_true",
                           help="replace the checkpoints already in <out> (without it, such a folder is refused)")
     training.set_defaults(handler=cmd_train)
+
+    raw_pairs = commands.add_parser("raw-pairs", help="write a competition-layout pair folder from real captures "
+                                    "(each at the five noise groups), e.g. a real-raw validation set")
+    raw_pairs.add_argument("--raw-dir", type=Path, action="append", required=True,
+                           help="folder of captures (any Bayer DNG; repeatable)")
+    raw_pairs.add_argument("--only", action="append", default=[], metavar="NAME",
+                           help="use only this capture (file stem or name; repeatable)")
+    raw_pairs.add_argument("--side", type=int, default=0,
+                           help="keep the central SIDE x SIDE mosaic of each capture (default 0: all of it)")
+    raw_pairs.add_argument("--seed", type=int, default=0)
+    raw_pairs.add_argument("--out", type=Path, required=True, help="the folder to write (new or empty)")
+    raw_pairs.set_defaults(handler=cmd_raw_pairs)
 
     speed = commands.add_parser("speed", help="time and peak memory of methods on one full-size frame")
     speed.add_argument("--methods", required=True, help="comma-separated names or wildcards")
