@@ -16,9 +16,11 @@ import numpy as np
 
 from bench.core.cfa import from_cfa, to_cfa
 from bench.core.errors import BenchError, first_line
+from bench.core.rawio import pack, unpack
+from methods.toolkit.ensemble import ENSEMBLE_COUNTS, ensemble_average
 from methods.toolkit.checkpoint import Checkpoint
 from methods.toolkit.inference import network_input, pick_device, run_tiled
-from methods.base import Method, NoisyRaw, at_least, param
+from methods.base import Method, NoisyRaw, at_least, between, param
 from methods.registry import get_method_class, list_methods
 
 #: The Bayer layout the networks work in: ``bench train`` makes BGGR patches, and ``network_denoise`` brings
@@ -96,7 +98,7 @@ def load_network(path: Path, expected_network: str):
 
 
 def network_denoise(net, packed: np.ndarray, noise, tile: int, overlap: int, device: str,
-                    half: bool, cfa: str = NETWORK_CFA) -> np.ndarray:
+                    half: bool, cfa: str = NETWORK_CFA, self_ensemble: int = 1) -> np.ndarray:
     """Denoise one image with a packed-RAW network (``methods/networks`` convention).
 
     packed: ``(h, w, 4)`` float32 normalised noisy image. noise: a function returning its NoiseProfile,
@@ -104,14 +106,24 @@ def network_denoise(net, packed: np.ndarray, noise, tile: int, overlap: int, dev
     ``LearnedMethod``. cfa: the colour of each plane of ``packed`` (any Bayer layout): an image that is not
     ``NETWORK_CFA`` is padded by a reflected row and/or column to that layout for the network, and its
     output cropped back (``bench.core.cfa.to_cfa``), so every plane is denoised as its own colour and the
-    output lines up with ``packed``. Returns the denoised ``(h, w, 4)`` float32 clipped to [0, 1].
+    output lines up with ``packed``. self_ensemble: how many Bayer-preserving flips / transposes to average
+    (``methods.toolkit.ensemble``; 1 = off). Returns the denoised ``(h, w, 4)`` float32 clipped to [0, 1].
     """
     device = pick_device(device)
     net = net.to(device).half() if half else net.to(device)
     profile = noise() if net.noise_map else None
     image = to_cfa(packed, cfa, NETWORK_CFA)
-    out = run_tiled(net, network_input(image, profile), tile=tile, overlap=overlap, device=device, half=half)
-    return np.clip(from_cfa(out.transpose(1, 2, 0), cfa, NETWORK_CFA), 0.0, 1.0)
+
+    def denoise_packed(planes: np.ndarray) -> np.ndarray:
+        out = run_tiled(net, network_input(planes, profile), tile=tile, overlap=overlap, device=device, half=half)
+        return out.transpose(1, 2, 0)
+
+    if self_ensemble == 1:
+        out = denoise_packed(image)
+    else:
+        out = pack(ensemble_average(unpack(image), lambda mosaic: unpack(denoise_packed(pack(mosaic))),
+                                    self_ensemble))
+    return np.clip(from_cfa(out, cfa, NETWORK_CFA), 0.0, 1.0)
 
 
 def load_model_file(path: Path, network_class):
@@ -148,6 +160,8 @@ class LearnedMethod(Method):
                                  "window, so tiled and whole-image results agree)", valid=at_least(0))
     device: str = param("auto", "where to run", choices=("auto", "cpu", "cuda"))
     half: bool = param(False, "fp16 inference (CUDA only)")
+    self_ensemble: int = param(1, "Bayer-preserving flips/transposes averaged (1 = off, 2, 4 or 8; costs as "
+                                  "many network passes)", choices=ENSEMBLE_COUNTS, valid=between(1, 8))
 
     @classmethod
     def shipped_weights(cls) -> Path:
@@ -163,7 +177,8 @@ class LearnedMethod(Method):
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return network_denoise(self.loaded_network(), raw.packed, lambda: raw.noise, tile=self.tile,
-                               overlap=self.overlap, device=self.device, half=self.half, cfa=raw.cfa)
+                               overlap=self.overlap, device=self.device, half=self.half, cfa=raw.cfa,
+                               self_ensemble=self.self_ensemble)
 
     def weights_path(self) -> Path:
         """The weights file this instance uses: its ``weights`` parameter, else the shipped weights."""
