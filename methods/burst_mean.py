@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
+from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, burst_fields, warp_mosaic
 from methods.base import Method, NoisyRaw, at_least, param
 from methods.registry import register_method
 
@@ -33,13 +33,39 @@ class BurstMean(Method):
     search: int = param(DEFAULT_SEARCH, "alignment search radius per pyramid level, packed pixels (0 = no "
                                         "search, sub-pixel refinement only)", valid=at_least(0))
 
+    resample: str = param("warp", "how frames are brought onto the reference: warped through a demosaic "
+                                  "(warp), or each pixel taken at its whole-CFA-cell displacement (integer, "
+                                  "no resampling)", choices=("warp", "integer"))
+
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         if len(raw.frames) == 1:
             return raw.packed.copy()
-        aligned = align_burst(raw.frames, raw.cfa, tile=self.tile, search=self.search)
-        weights = agreement_weights(aligned, raw.noise.a, raw.noise.b, self.rejection)
+        return self.mean_with_fields(raw, burst_fields(raw.frames, tile=self.tile, search=self.search))
+
+    def mean_with_fields(self, raw: NoisyRaw, fields: np.ndarray) -> np.ndarray:
+        """The robust mean of the frames brought onto frame 0 by ``fields`` (``(N, h, w, 2)``, as
+        ``burst_fields`` estimates them in ``denoise``; ``bench.burst_study`` also passes the true motion)
+        -> ``(h, w, 4)`` float32 in [0, 1]."""
+        frames = np.asarray(raw.frames)
+        if self.resample == "warp":
+            moved = [warp_mosaic(f, d, raw.cfa) for f, d in zip(frames[1:], fields[1:])]
+        else:
+            moved = [take_whole_cells(f, d) for f, d in zip(frames[1:], fields[1:])]
+        aligned = np.stack([frames[0]] + moved)
+        profile = raw.noise
+        weights = agreement_weights(aligned, profile.a, profile.b, self.rejection)
         merged = (weights * aligned).sum(axis=0) / weights.sum(axis=0)
         return np.clip(merged, 0.0, 1.0).astype(np.float32)
+
+
+def take_whole_cells(frame: np.ndarray, field: np.ndarray) -> np.ndarray:
+    """``out[y, x] = frame[y + rint(dy), x + rint(dx)]`` (edges clamped) for an ``(h, w, 4)`` frame and an
+    ``(h, w, 2)`` packed-pixel displacement: whole CFA cells, no resampling. float32."""
+    height, width = frame.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width]
+    rows = np.clip(ys + np.rint(field[..., 0]).astype(np.int64), 0, height - 1)
+    cols = np.clip(xs + np.rint(field[..., 1]).astype(np.int64), 0, width - 1)
+    return np.asarray(frame, dtype=np.float32)[rows, cols]
 
 
 def agreement_weights(aligned: np.ndarray, a: float, b: float, rejection: float) -> np.ndarray:

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, align_burst
+from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, burst_fields, warp_mosaic
 from bench.core.noise_model import NoiseProfile
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.bm3d import BM3D
-from methods.burst_mean import agreement_weights
+from methods.burst_mean import agreement_weights, take_whole_cells
 from methods.registry import register_method
 
 #: Merge tile side (packed pixels); tiles overlap by half.
@@ -62,15 +62,38 @@ class BurstMerge(Method):
     search: int = param(DEFAULT_SEARCH, "alignment search radius per pyramid level, packed pixels (0 = no "
                                         "search, sub-pixel refinement only)", valid=at_least(0))
 
+    resample: str = param("integer", "how frames meet the reference: each merge tile cut at its whole-CFA-cell "
+                                     "displacement (integer, HDR+), the same plus a per-tile sub-pixel phase "
+                                     "ramp (phase), or every frame warped through a demosaic (warp)",
+                          choices=("integer", "phase", "warp"))
+
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
+        if len(raw.frames) == 1:
+            return self.merge_with_fields(raw, None)
+        return self.merge_with_fields(raw, burst_fields(raw.frames, tile=self.tile, search=self.search))
+
+    def merge_with_fields(self, raw: NoisyRaw, fields: np.ndarray | None) -> np.ndarray:
+        """Steps 2-4 with the ``(N, h, w, 2)`` displacement of each frame onto frame 0 (``burst_fields``:
+        estimated in ``denoise``; ``bench.burst_study`` also passes the true motion) -> ``(h, w, 4)``
+        float32 in [0, 1]. ``fields`` None: a single frame."""
         profile = raw.noise
-        aligned = align_burst(raw.frames, raw.cfa, tile=self.tile, search=self.search) if len(raw.frames) > 1 else raw.frames
+        frames = np.asarray(raw.frames)
         wiener = self.spatial_strength if self.spatial == "wiener" else 0.0
-        guide = None
-        if self.guide == "mean" and len(aligned) > 1:
-            weights = agreement_weights(aligned, profile.a, profile.b, GUIDE_REJECTION)
-            guide = (weights * aligned).sum(axis=0) / weights.sum(axis=0)
-        merged, residual_factor = merge_tiles(aligned, profile, self.robustness, wiener, guide)
+        if fields is None:
+            merged, residual_factor = merge_tiles(frames, profile, self.robustness, wiener)
+        elif self.resample == "warp":
+            aligned = np.stack([frames[0]] + [warp_mosaic(f, d, raw.cfa) for f, d in zip(frames[1:], fields[1:])])
+            guide = robust_mean(aligned, profile) if self.guide == "mean" else None
+            merged, residual_factor = merge_tiles(aligned, profile, self.robustness, wiener, guide)
+        else:
+            # the guide: the robust mean of the frames taken at whole-cell displacements (pixels that a
+            # sub-pixel residual or motion makes disagree fall back to the reference)
+            guide = None
+            if self.guide == "mean":
+                guide = robust_mean(np.stack([frames[0]] + [take_whole_cells(f, d) for f, d in
+                                                            zip(frames[1:], fields[1:])]), profile)
+            merged, residual_factor = merge_tiles(frames, profile, self.robustness, wiener, guide, fields=fields,
+                                                  phase=self.resample == "phase")
         merged = np.clip(merged, 0.0, 1.0).astype(np.float32)
         if self.spatial != "bm3d":
             return merged
@@ -79,36 +102,67 @@ class BurstMerge(Method):
         return spatial.denoise(NoisyRaw(merged[None], raw.cfa, lambda: residual, raw.image_id))
 
 
-def merge_tiles(aligned: np.ndarray, profile: NoiseProfile, robustness: float,
-                wiener: float, guide: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """Robust Fourier merge of ``(N, h, w, 4)`` aligned frames onto frame 0 (steps 2-3 of the module
-    docstring), with the Wiener spatial step when ``wiener`` > 0. ``guide``: the ``(h, w, 4)`` image frames
-    are compared with, or None to compare with frame 0.
+def robust_mean(aligned: np.ndarray, profile: NoiseProfile) -> np.ndarray:
+    """The per-pixel mean of ``(N, h, w, 4)`` frames on frame 0 over those that agree with it within
+    ``GUIDE_REJECTION`` noise std (``methods.burst_mean.agreement_weights``) -> ``(h, w, 4)``."""
+    weights = agreement_weights(aligned, profile.a, profile.b, GUIDE_REJECTION)
+    return (weights * aligned).sum(axis=0) / weights.sum(axis=0)
+
+
+def merge_tiles(frames: np.ndarray, profile: NoiseProfile, robustness: float, wiener: float,
+                guide: np.ndarray | None = None, fields: np.ndarray | None = None,
+                phase: bool = False) -> tuple[np.ndarray, float]:
+    """Robust Fourier merge of ``(N, h, w, 4)`` frames onto frame 0 (steps 2-3 of the module docstring),
+    with the Wiener spatial step when ``wiener`` > 0.
+
+    fields: None when ``frames`` are already aligned (warped) to frame 0; else the ``(N, h, w, 2)``
+    displacement of each frame (``methods.toolkit.align.burst_fields``): every merge tile of frame k is then
+    cut from the frame itself at the displacement of the tile's centre rounded to whole packed pixels
+    (whole CFA cells, so no resampling), and with ``phase`` the remaining sub-pixel part is applied to the
+    tile's spectrum as a phase ramp. guide: the ``(h, w, 4)`` image frames are compared with; None: frame 0.
 
     Returns the merged ``(h, w, 4)`` float64 and the mean factor by which the merge multiplied the noise
     variance (1/N where every frame merged everywhere, 1 where none did).
     """
-    count, height, width, planes = aligned.shape
+    count, height, width, planes = frames.shape
     step = TILE // 2
     # pad by half a tile (so every pixel is covered by 2x2 tiles) and up to a whole number of steps
     pad_bottom = step + (-height) % step
     pad_right = step + (-width) % step
-    padded = np.pad(aligned, ((0, 0), (step, pad_bottom), (step, pad_right), (0, 0)), mode="reflect")
-    guide_padded = None if guide is None else np.pad(guide, ((step, pad_bottom), (step, pad_right), (0, 0)), mode="reflect")
-    tiles_y = (padded.shape[1] - TILE) // step + 1
-    tiles_x = (padded.shape[2] - TILE) // step + 1
+    tiles_y = (height + step + pad_bottom - TILE) // step + 1
+    tiles_x = (width + step + pad_right - TILE) // step + 1
+    offsets = np.zeros((count, tiles_y, tiles_x, 2), dtype=np.int64)
+    residuals = np.zeros((count, tiles_y, tiles_x, 2))
+    if fields is not None:
+        # tile (r, t) covers image rows r*step - step .. r*step + step: its centre is (r*step, t*step)
+        centre_y = np.minimum(np.arange(tiles_y) * step, height - 1)
+        centre_x = np.minimum(np.arange(tiles_x) * step, width - 1)
+        at_centres = fields[:, centre_y][:, :, centre_x].astype(np.float64)
+        offsets = np.rint(at_centres).astype(np.int64)
+        residuals = at_centres - offsets if phase else residuals
+    extra = int(np.abs(offsets).max())
+    padded = np.pad(frames, ((0, 0), (step + extra, pad_bottom + extra), (step + extra, pad_right + extra), (0, 0)),
+                    mode="reflect")
+    guide_padded = None if guide is None else np.pad(guide, ((step + extra, pad_bottom + extra),
+                                                            (step + extra, pad_right + extra), (0, 0)), mode="reflect")
     window_1d = np.sin(np.pi * (np.arange(TILE) + 0.5) / TILE) ** 2
     window = np.outer(window_1d, window_1d)
-    out = np.zeros(padded.shape[1:], dtype=np.float64)
+    frequencies_y = np.fft.fftfreq(TILE)[:, None]
+    frequencies_x = np.fft.rfftfreq(TILE)[None, :]
+    out = np.zeros((height + step + pad_bottom, width + step + pad_right, planes), dtype=np.float64)
     factor_sum = 0.0
     for first in range(0, tiles_y, ROWS_PER_CHUNK):
-        rows = range(first, min(first + ROWS_PER_CHUNK, tiles_y))
+        rows = np.arange(first, min(first + ROWS_PER_CHUNK, tiles_y))
         # (N, rows, tiles_x, planes, TILE, TILE)
-        tiles = np.stack([[_tile_row(padded[k], r, step, tiles_x) for r in rows] for k in range(count)])
+        tiles = np.stack([_gather_tiles(padded[k], rows, tiles_x, step, extra, offsets[k, rows]) for k in range(count)])
         spectra = np.fft.rfft2(tiles)
+        if phase:
+            shift = residuals[:, rows]  # (N, rows, tiles_x, 2): frame[y + d] ~ reference[y], so move by -d
+            ramp = np.exp(2j * np.pi * (frequencies_y * shift[..., 0, None, None] + frequencies_x * shift[..., 1, None, None]))
+            spectra = spectra * ramp[:, :, :, None]
         reference = spectra[0]
         if guide_padded is not None:
-            guide_spectra = np.fft.rfft2(np.stack([_tile_row(guide_padded, r, step, tiles_x) for r in rows]))
+            guide_spectra = np.fft.rfft2(_gather_tiles(guide_padded, rows, tiles_x, step, extra, None))
             distance_noise = 1.0  # the guide's own noise is small next to the frame's
         else:
             guide_spectra = reference
@@ -141,7 +195,15 @@ def merge_tiles(aligned: np.ndarray, profile: NoiseProfile, robustness: float,
     return merged_image, factor_sum / tiles_y
 
 
-def _tile_row(image: np.ndarray, row: int, step: int, tiles_x: int) -> np.ndarray:
-    """Tile row ``row`` of a padded ``(H, W, planes)`` image: ``(tiles_x, planes, TILE, TILE)``."""
-    band = image[row * step:row * step + TILE]  # (TILE, W, planes)
-    return np.stack([band[:, t * step:t * step + TILE].transpose(2, 0, 1) for t in range(tiles_x)])
+def _gather_tiles(image: np.ndarray, rows: np.ndarray, tiles_x: int, step: int, extra: int,
+                  offsets: np.ndarray | None) -> np.ndarray:
+    """Tiles of tile rows ``rows`` of an ``(H, W, planes)`` image padded by ``extra`` more than the
+    reference, each moved by its whole-pixel ``offsets`` (``(len(rows), tiles_x, 2)``, or None for none):
+    ``(len(rows), tiles_x, planes, TILE, TILE)``."""
+    tops = extra + rows[:, None] * step + (0 if offsets is None else offsets[..., 0])
+    lefts = extra + np.arange(tiles_x)[None, :] * step + (0 if offsets is None else offsets[..., 1])
+    tops, lefts = np.broadcast_arrays(tops, lefts)
+    inside = np.arange(TILE)
+    y = tops[..., None, None] + inside[:, None]
+    x = lefts[..., None, None] + inside[None, :]
+    return image[y, x].transpose(0, 1, 4, 2, 3)

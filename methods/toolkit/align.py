@@ -115,12 +115,25 @@ def align_burst(frames: np.ndarray, cfa: str, tile: int = DEFAULT_TILE, search: 
     (frame 0 returned unchanged). ``cfa``: the planes' colours (for :func:`warp_mosaic`)."""
     frames = np.asarray(frames, dtype=np.float32)
     aligned = frames.copy()
+    fields = burst_fields(frames, tile=tile, search=search, levels=levels)
+    for k in range(1, len(frames)):
+        aligned[k] = warp_mosaic(frames[k], fields[k], cfa)
+    return aligned
+
+
+def burst_fields(frames: np.ndarray, tile: int = DEFAULT_TILE, search: int = DEFAULT_SEARCH,
+                 levels: int = DEFAULT_LEVELS) -> np.ndarray:
+    """``(N, h, w, 4)`` packed burst -> ``(N, h, w, 2)`` float32 displacement (packed pixels, ``frame[y + dy,
+    x + dx] ~ reference[y, x]``) of every frame onto frame 0 (frame 0: zeros), as :func:`align_burst` warps
+    by."""
+    frames = np.asarray(frames, dtype=np.float32)
     reference = grey(frames[0])
     height, width = reference.shape
+    fields = np.zeros((len(frames), height, width, 2), dtype=np.float32)
     for k in range(1, len(frames)):
         shifts = align_frame(reference, grey(frames[k]), tile=tile, search=search, levels=levels)
-        aligned[k] = warp_mosaic(frames[k], dense_field(shifts, height, width), cfa)
-    return aligned
+        fields[k] = dense_field(shifts, height, width)
+    return fields
 
 
 def warp_mosaic(frame: np.ndarray, field: np.ndarray, cfa: str) -> np.ndarray:
