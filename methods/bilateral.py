@@ -19,14 +19,12 @@ def bilateral_packed(packed: np.ndarray, profile: NoiseProfile, sigma_color: flo
     import cv2
 
     def filter_planes(stabilised: np.ndarray) -> np.ndarray:
-        # (h, w, 4) float64 with unit noise std -> filtered (h, w, 4) float64; OpenCV filters float32 planes
-        out = np.empty_like(stabilised)
-        for plane in range(stabilised.shape[-1]):
-            src = np.ascontiguousarray(stabilised[..., plane], dtype=np.float32)
-            out[..., plane] = cv2.bilateralFilter(src, diameter, sigma_color, sigma_space)
-        return out
+        # (h, w, 4) float32 with unit noise std -> filtered (h, w, 4) float32, plane by plane
+        planes = cv2.split(stabilised)
+        return cv2.merge([cv2.bilateralFilter(plane, diameter, sigma_color, sigma_space) for plane in planes])
 
-    return denoise_stabilised(packed, profile, filter_planes)
+    # float32 throughout: OpenCV's bilateral filter works in float32
+    return denoise_stabilised(packed, profile, filter_planes, dtype=np.float32)
 
 
 @register_method("bilateral")

@@ -194,3 +194,27 @@ def test_bm3d_fast_profile_denoises_and_differs_from_the_standard_one():
         return float(np.mean((image.astype(np.float64) - clean) ** 2))
 
     assert mse(fast) < 0.5 * mse(raw.packed)
+
+
+@pytest.mark.parametrize("name, module, dtype", [("bilateral", "methods.bilateral", np.float32),
+                                                 ("nlm", "methods.nlm", np.float32),
+                                                 ("bm3d", "methods.bm3d", np.float64)])
+def test_stabilised_domain_dtype(name, module, dtype, monkeypatch):
+    """The fast filters work in a float32 stabilised domain (float32 or 16-bit arithmetic inside anyway);
+    BM3D stays in float64, so its scores do not change."""
+    import importlib
+
+    from methods.toolkit import vst
+
+    _skip_if_unavailable(name)
+    seen = []
+
+    def recording(packed, profile, denoise_unit_noise, dtype=np.float64):
+        seen.append(np.dtype(dtype))
+        return vst.denoise_stabilised(packed, profile, denoise_unit_noise, dtype)
+
+    monkeypatch.setattr(importlib.import_module(module), "denoise_stabilised", recording)
+    _, noisy = _clean_and_noisy(height=64, width=64)
+    params = {"tile_size": 0, "workers": 1} if name == "bm3d" else {}
+    out = create_method(name, params).denoise(_raw(noisy, PROFILE))
+    assert seen == [np.dtype(dtype)] and out.dtype == np.float32 and out.shape == noisy.shape
