@@ -447,6 +447,7 @@ def _save_training_state(path: Path, config: TrainConfig, net, optimizer, schedu
                          best_score: float, history: list[dict], card: dict) -> None:
     saved_config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(config).items()}
     saved_config["clean_dirs"] = [str(p) for p in config.clean_dirs]
+    saved_config["raw_dirs"] = [str(p) for p in config.raw_dirs]  # a weights-only load refuses Path objects
     training = TrainingState(optimizer.state_dict(), schedule.state_dict(), step, best_score, history, saved_config)
     Checkpoint.of(config.network, net, card, training).save(path)
 
