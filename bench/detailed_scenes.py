@@ -61,3 +61,58 @@ def detailed_scenes(folders: list[Path], count: int) -> list[DetailedScene]:
         profile = NoiseProfile(*NOISE_GROUPS[index % len(NOISE_GROUPS)])
         scenes.append(DetailedScene(str(index), linear, gt, profile, path))
     return scenes
+
+
+#: Where a pair folder keeps the linear scenes its ground truths were mosaicked from.
+LINEAR_DIR = "linear"
+
+
+def write_detailed_set(scenes: list[DetailedScene], out: Path, seed: int = SEED) -> None:
+    """Write ``scenes`` as a pair folder (``ground truth/``, ``noisy/`` with the organisers' generator,
+    ``noise_profile.csv``) plus ``linear/{i}_linear.npy`` (float32 ``(H, W, 3)``) and ``recipe.json``;
+    BenchError when ``out`` already holds images."""
+    import json
+
+    from bench.core.noise_model import add_noise
+    from bench.core.rawio import write_dng_standalone
+    from bench.datasets import GT_DIR, NOISE_PROFILE_FILE, NOISY_DIR, write_noise_profiles
+
+    out = Path(out)
+    if (out / GT_DIR).exists() or (out / NOISY_DIR).exists():
+        raise BenchError(f"{out}: already holds a pair folder; give an empty or new --out")
+    for folder in (GT_DIR, NOISY_DIR, LINEAR_DIR):
+        (out / folder).mkdir(parents=True)
+    for scene in scenes:
+        noisy = add_noise(scene.gt, scene.profile.a, scene.profile.b,
+                          np.random.default_rng([seed, int(scene.image_id), 1]),
+                          COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+        write_dng_standalone(scene.gt, out / GT_DIR / f"{scene.image_id}_gt.dng")
+        write_dng_standalone(noisy, out / NOISY_DIR / f"{scene.image_id}_noise.dng")
+        np.save(out / LINEAR_DIR / f"{scene.image_id}_linear.npy", scene.linear.astype(np.float32))
+    write_noise_profiles(out / NOISE_PROFILE_FILE, {scene.image_id: scene.profile for scene in scenes})
+    recipe = [{"image": s.image_id, "source": s.source.name, "shape": list(s.gt.shape), "a": s.profile.a,
+               "b": s.profile.b} for s in scenes]
+    (out / "recipe.json").write_text(json.dumps({"seed": seed, "crop": list(CROP), "images": recipe}, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m bench.detailed_scenes",
+                                     description="write detailed burst scenes as a pair folder")
+    parser.add_argument("--clean-dir", type=Path, action="append", required=True, help="folder of photographs")
+    parser.add_argument("--count", type=int, default=10)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    try:
+        write_detailed_set(detailed_scenes(args.clean_dir, args.count), args.out)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.count} detailed scenes to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
