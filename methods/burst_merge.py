@@ -1,6 +1,14 @@
 """Burst merge in the frequency domain, in the spirit of HDR+ (Hasinoff et al. 2016), plus a spatial stage.
 
-1. Align every frame to frame 0 (:func:`methods.toolkit.align.align_burst`).
+1. Align every frame to frame 0 (:func:`methods.toolkit.align.burst_fields`), then bring it onto the
+   reference (``resample``): warp it through a demosaic (``warp``, the default); or, as HDR+ does, cut
+   each merge tile from the frame itself at the tile's displacement rounded to whole CFA cells
+   (``integer``: no resampling, the robust weights below absorb the sub-pixel residual), optionally with
+   that residual applied to the tile's spectrum as a phase ramp (``phase``). Measured with
+   ``python -m bench.burst_study`` on the embedded set (8 frames, default motion, true profile):
+   warp 50.63 dB, phase 49.51, integer 49.15; with whole-cell motion all three are within 0.1 dB of a
+   static burst. Rejecting the misaligned high frequencies costs more than the warp's resampling does,
+   so ``warp`` stays the default.
 2. Cut every plane of every frame into ``TILE`` x ``TILE`` tiles overlapping by half. For tile T_0 of the
    reference and T_z of frame z, with D_z = F(T_0) - F(T_z) their Fourier difference, frame z contributes
    F(T_z) + A_z * D_z, where ``A_z = |G - F(T_z)|^2 / (|G - F(T_z)|^2 + c * E|noise|^2)``, the expected
@@ -62,7 +70,7 @@ class BurstMerge(Method):
     search: int = param(DEFAULT_SEARCH, "alignment search radius per pyramid level, packed pixels (0 = no "
                                         "search, sub-pixel refinement only)", valid=at_least(0))
 
-    resample: str = param("integer", "how frames meet the reference: each merge tile cut at its whole-CFA-cell "
+    resample: str = param("warp", "how frames meet the reference: each merge tile cut at its whole-CFA-cell "
                                      "displacement (integer, HDR+), the same plus a per-tile sub-pixel phase "
                                      "ramp (phase), or every frame warped through a demosaic (warp)",
                           choices=("integer", "phase", "warp"))
