@@ -19,13 +19,13 @@ Method: bm3d (classical), parameters:
     speed = 'standard'
     tile_size = 512
     workers = 0
-Chosen from: results/embedded/20261123-053133, the highest mean Score there (65.10) among the methods `bench export --best` could consider.
+Chosen from: results/embedded/20261201-223734, the highest mean Score there (65.10) among the methods `bench export --best` could consider.
 
 Needs: bm3d, numpy, rawpy, scipy, tifffile.
 
 Generated from raw-bench's own source (bench/codegen.py copies the functions the benchmark ran,
 unchanged, grouped by the file they come from); do not edit. Regenerate with
-    python -m bench export --best results/embedded/20261123-053133 --kind classical --script alg.py
+    python -m bench export --best results/embedded/20261201-223734 --kind classical --script alg.py
 """
 from __future__ import annotations
 
