@@ -102,20 +102,24 @@ class Dataset:
         return any(item.burst_paths for item in self.items)
 
     def check_files(self, burst_frames: int = 1) -> list[str]:
-        """Cheap pre-flight check, so that bad input stops a run with one line before any work is done.
+        """Cheap pre-flight check, so that bad input stops a run with one line before any work is done; the
+        warnings of ``preflight`` (which also hashes every file)."""
+        return self.preflight(burst_frames).warnings
+
+    def preflight(self, burst_frames: int = 1) -> "Preflight":
+        """Check every file before any work, reading each once (its bytes hashed and decoded together):
 
         * every file's structure: exists, is a DNG, not truncated (``bench.core.rawio.inspect_dng``);
         * every mosaic's size, from the file's header: even sides (2x2 CFA cells) of at least
           ``MIN_MOSAIC_SIDE`` sensor pixels; noisy and ground truth of one size;
-        * every file's levels (``file_levels``, from the tags alone): one image's files must share them, and
-          a file normalised with other levels than its tags give is one warning line naming it;
-        * pixel levels of the first image only: its noisy frame and ground truth are decoded in full and
-          checked by :func:`check_levels`, so a dataset of another sensor (e.g. 8-bit files under the
-          default 1024/16383) is refused here; every file is checked again when ``load_item`` decodes it.
+        * every file's levels (``FileLevels``): one image's files must share them, and a file normalised with
+          other levels than its tags give is one warning line naming it;
+        * pixel levels of the first image only: its noisy frame and ground truth are checked by
+          :func:`check_levels`, so a dataset of another sensor (e.g. 8-bit files under the default
+          1024/16383) is refused here; every file is checked again when ``load_item`` decodes it.
 
         With ``burst_frames`` > 1 on a real-burst dataset, the first ``burst_frames - 1`` burst frames of
-        every image are checked too (structure, size and levels). Returns the warnings (one line each,
-        empty when there are none) for the caller to show before the run starts.
+        every image are checked too (structure, size and levels). BenchError naming the file on a problem.
         """
         real_frames = burst_frames - 1 if self.has_real_bursts else 0
         for item in self.items:
@@ -135,23 +139,58 @@ class Dataset:
                 if (noisy.height, noisy.width) != (frame.height, frame.width):
                     raise BenchError(f"{path}: size {frame.height}x{frame.width} does not match frame 0 "
                                      f"{item.noisy_path.name} ({noisy.height}x{noisy.width})")
-        if not self.items:
-            return []
-        notes = [found.note for found in self.file_levels(burst_frames).values() if found.note]
-        return list(dict.fromkeys([*notes, *load_item(self, self.items[0]).level_warnings]))
-
-    def file_levels(self, burst_frames: int = 1) -> dict[Path, "FileLevels"]:
-        """The levels of every file a run with ``burst_frames`` frames reads (noisy, ground truth, the real
-        burst frames it uses), in dataset order, read from the tags without decoding the pixels. BenchError
-        naming both files when a ground truth or burst frame has other levels than its noisy file."""
-        real_frames = burst_frames - 1 if self.has_real_bursts else 0
-        found: dict[Path, FileLevels] = {}
-        for item in self.items:
-            noisy = found[item.noisy_path] = FileLevels.read(item.noisy_path, self.levels)
-            for path in ([item.gt_path] if item.gt_path is not None else []) + list(item.burst_paths[:real_frames]):
-                found[path] = FileLevels.read(path, self.levels)
-                check_same_levels(item.noisy_path, noisy.levels, path, found[path].levels)
+        found = Preflight()
+        first: list[RawImage] = []  # the first image's frames, decoded in full for their pixel levels
+        for index, item in enumerate(self.items):
+            paths = [item.noisy_path] + ([item.gt_path] if item.gt_path is not None else [])
+            paths += list(item.burst_paths[:real_frames])
+            for path in paths:
+                if index == 0 and path in (item.noisy_path, item.gt_path):
+                    first.append(found.read(path, self.levels))
+                    levels = first[-1].levels
+                else:
+                    levels = found.read_levels(path, self.levels)
+                if path == item.noisy_path:
+                    noisy_levels = levels
+                else:
+                    check_same_levels(item.noisy_path, noisy_levels, path, levels)
+        if len(first) == 2 and first[1].cfa != first[0].cfa:
+            raise BenchError(f"{first[0].path}: CFA {first[0].cfa} differs from ground truth's {first[1].cfa}")
+        found.pixel_notes = [check_levels(image.mosaic, image.black_level, image.white_level, image.path,
+                                          ground_truth=k == 1) for k, image in enumerate(first)]
         return found
+
+
+@dataclass
+class Preflight:
+    """What ``Dataset.preflight`` found, file by file in dataset order: ``levels`` (``FileLevels``) and
+    ``hashes`` (SHA-256 of the bytes decoded), and the pixel-level warnings of the first image."""
+
+    levels: dict[Path, "FileLevels"] = field(default_factory=dict)
+    hashes: dict[Path, str] = field(default_factory=dict)
+    pixel_notes: list[str | None] = field(default_factory=list)
+
+    def read(self, path: Path, policy: LevelPolicy) -> RawImage:
+        """Read ``path`` once: hash its bytes and decode them; record both; return the frame."""
+        image, digest = read_hashed(path, policy)
+        self.levels[path] = FileLevels(image.levels, image.tags, policy.tag_note(path, image.levels, *image.tags))
+        self.hashes[path] = digest
+        return image
+
+    def read_levels(self, path: Path, policy: LevelPolicy) -> Levels:
+        """Read ``path`` once: hash its bytes and take its levels from them; record both; return the levels."""
+        data = read_bytes(path)
+        levels, tags = read_dng_levels(path, policy, data=data)
+        self.levels[path] = FileLevels(levels, tags, policy.tag_note(path, levels, *tags))
+        self.hashes[path] = sha256_bytes(data)
+        return levels
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per problem worth showing before a run, each once: files normalised with other levels
+        than their tags give, then the first image's pixels outside [black, white]."""
+        notes = [found.note for found in self.levels.values() if found.note]
+        return list(dict.fromkeys([*notes, *(note for note in self.pixel_notes if note)]))
 
 
 @dataclass(frozen=True)
@@ -162,11 +201,6 @@ class FileLevels:
     levels: Levels
     tags: tuple
     note: str | None
-
-    @classmethod
-    def read(cls, path: Path, policy: LevelPolicy) -> "FileLevels":
-        levels, tags = read_dng_levels(path, policy)
-        return cls(levels, tags, policy.tag_note(path, levels, *tags))
 
     def record(self) -> dict:
         """``{"black": [...], "white": n}`` and, where the tags give other levels, ``"tags"`` in that form."""
@@ -257,12 +291,12 @@ def load_item(dataset: Dataset, item: DatasetItem) -> LoadedPair:
     wholly outside [black, white], and naming both files when the noisy file and its ground truth have
     different levels; pixels partly outside, and levels other than a file's tags give, come back as
     ``level_warnings``."""
-    noisy, noisy_hash = _read_hashed(item.noisy_path, dataset)
+    noisy, noisy_hash = read_hashed(item.noisy_path, dataset.levels)
     warnings = [_tag_note(dataset, noisy),
                 check_levels(noisy.mosaic, noisy.black_level, noisy.white_level, item.noisy_path, ground_truth=False)]
     gt = gt_hash = None
     if item.gt_path is not None:
-        gt, gt_hash = _read_hashed(item.gt_path, dataset)
+        gt, gt_hash = read_hashed(item.gt_path, dataset.levels)
         if gt.shape != noisy.shape:
             raise BenchError(f"{item.noisy_path}: size {noisy.shape} does not match ground truth {gt.shape}")
         if gt.cfa != noisy.cfa:
@@ -284,19 +318,26 @@ def load_burst_frames(dataset: Dataset, item: DatasetItem, count: int) -> list[t
     partial level warnings are given for frame 0 and the ground truth only (``load_item``)."""
     if len(item.burst_paths) < count:
         raise BenchError(f"{item.noisy_path}: needs {count} burst frames in '{BURST_DIR}/', found {len(item.burst_paths)}")
-    frames = [_read_hashed(path, dataset) for path in item.burst_paths[:count]]
+    frames = [read_hashed(path, dataset.levels) for path in item.burst_paths[:count]]
     for path, (frame, _) in zip(item.burst_paths, frames):
         check_levels(frame.mosaic, frame.black_level, frame.white_level, path, ground_truth=False)
     return frames
 
 
-def _read_hashed(path: Path, dataset: Dataset) -> tuple[RawImage, str]:
+def read_hashed(path: Path, policy: LevelPolicy) -> tuple[RawImage, str]:
+    """The frame of the DNG at ``path`` with the levels ``policy`` gives it, and the SHA-256 of the very bytes
+    decoded (the file is read once). BenchError naming the file when it cannot be read or decoded."""
+    data = read_bytes(path)
+    image = read_dng(path, policy, data=data)
+    return image, sha256_bytes(data)
+
+
+def read_bytes(path: Path) -> bytes:
+    """The content of ``path``; BenchError naming it when it cannot be read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise BenchError(f"{path}: cannot read ({exc.strerror})") from None
-    image = read_dng(path, dataset.levels, data=data)
-    return image, sha256_bytes(data)
 
 
 def open_dataset(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,6 @@ from bench.datasets import Dataset, DatasetItem, LoadedPair, check_same_levels, 
 from bench.core.errors import BenchError
 from bench.core.levels import LevelPolicy, Levels
 from bench.core.metrics import ImageScores, score_mosaic
-from bench.core.noise import estimate_noise
 from bench.core.noise_model import NoiseProfile
 from bench.pipeline import packed_to_mosaic
 from bench.core.rawio import RawImage
@@ -50,6 +50,14 @@ class LoadedInputs:
     pair: LoadedPair
     burst_frames: tuple[RawImage, ...]
     hashes: tuple[str, ...]
+
+    @cached_property
+    def packed(self) -> np.ndarray:
+        """Frame 0 as methods receive it: ``(h, w, 4)`` float32 in [0, 1], read-only, normalised once for the
+        noise estimate and every method."""
+        packed = self.pair.noisy.normalized_packed()
+        packed.setflags(write=False)
+        return packed
 
 
 def input_paths(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) -> list[Path]:
@@ -76,6 +84,14 @@ def load_inputs(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) ->
 
 
 # ------------------------------------------------------------------------------------------- noise
+
+
+def estimate_noise(packed: np.ndarray, *, step: float) -> NoiseProfile:
+    """``bench.core.noise.estimate_noise`` (the blind estimate of an ``(h, w, 4)`` float32 image in [0, 1],
+    ``step`` one DN), imported on first use: it brings scipy, which a run of reference methods never needs."""
+    from bench.core.noise import estimate_noise as estimate
+
+    return estimate(packed, step=step)
 
 
 def estimate_key(noisy_sha256: str, levels: LevelPolicy) -> str:
@@ -161,7 +177,7 @@ def noise_for(inputs: LoadedInputs, dataset: Dataset, mode: str, known: dict | N
     """The NoiseEstimate of one loaded image under ``mode`` ("estimate" or "oracle"), in the normalised units
     of its noisy file's levels."""
     pair = inputs.pair
-    return NoiseEstimate(mode, pair.noisy.normalized_packed(), pair.noisy.levels.dn_step, str(pair.item.noisy_path),
+    return NoiseEstimate(mode, inputs.packed, pair.noisy.levels.dn_step, str(pair.item.noisy_path),
                          true=dataset.true_noise.get(pair.item.image_id), known=known)
 
 
@@ -178,7 +194,7 @@ def make_noisy_raw(inputs: LoadedInputs, dataset: Dataset, noise: NoiseEstimate,
     """
     pair = inputs.pair
     image_id = pair.item.image_id
-    packed = pair.noisy.normalized_packed()
+    packed = inputs.packed
     frames = packed[None]
     if burst is not None and burst.frames > 1:
         if inputs.burst_frames:

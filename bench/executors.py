@@ -1,34 +1,38 @@
-"""Where a run's (method, image) tasks execute: this process, a pool of local processes, or a Dask cluster.
+"""Where a run's tasks execute: this process, a pool of local processes, or a Dask cluster.
 
-Every executor has the same two methods: ``run(function, tasks)`` yields ``(task, result)`` pairs in the
-order the tasks finish, and ``close()`` stops whatever is still running (also after Ctrl-C). ``function``
-must be a module-level function and ``tasks`` picklable, so that the same task list runs anywhere; local
-executors take the tasks from the iterable one at a time, as workers become free. When a task could not run
-at all (its worker process died, a cluster lost it), its result is the exception instead, so the caller can
-record the failure and go on.
+Every executor has the same two methods: ``run(function, tasks)`` yields ``(task, result)`` pairs as
+results come, and ``close()`` stops whatever is still running (also after Ctrl-C). ``function`` must be a
+module-level function and ``tasks`` picklable, so that the same task list runs anywhere; local executors
+take the tasks from the iterable one at a time, as workers become free. ``function(task)`` returns the
+task's result, or is a generator that yields several (a run's image task yields one result per method):
+each is yielded as ``(task, part)`` the moment it is made (on Dask, when the whole task is done). When a task
+could not run or finish (its worker process died, a cluster lost it), its last result is the exception
+instead, so the caller can record the failure of what did not come back and go on.
 
 Local worker processes are started with ``spawn`` (never inheriting the parent's threads or locks), and each
 gets an equal share of the cores: ``OMP_NUM_THREADS`` / ``OPENBLAS_NUM_THREADS`` / ``MKL_NUM_THREADS`` and
-``RAW_BENCH_CORES`` are set for it before it starts, and it sets torch's and OpenCV's thread counts, so N
-workers never run N times all cores' worth of threads. Each worker runs one task at a time, so when one
+``RAW_BENCH_CORES`` are set for it before it starts, and it sets OpenCV's thread count (torch takes its
+count from those variables when a task imports it), so N workers never run N times all cores' worth of
+threads; Dask workers limit themselves the same way (``dask_task``). Each worker runs one task at a time, so when one
 dies (the out-of-memory killer, a crash in a C extension) exactly one task is lost and a new worker takes
 its place; workers ignore Ctrl-C (the parent stops them) and end with the parent, also after ``kill -9``.
 """
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
 import os
 import signal
 import time
 from dataclasses import dataclass
+from functools import cache
 from multiprocessing.connection import Connection, wait
 from typing import Callable, Iterable, Iterator
 
 from bench.core.errors import BenchError, first_line
-from bench.core.processes import available_cores, die_with_parent
+from bench.core.processes import THREAD_VARIABLES, available_cores, die_with_parent, limit_threads
 
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RAW_BENCH_CORES")
 EXECUTORS = ("local", "dask")
 
 
@@ -39,34 +43,38 @@ class InProcessExecutor:
 
     def run(self, function: Callable, tasks: Iterable) -> Iterator[tuple[object, object]]:
         for task in tasks:
-            yield task, function(task)
+            for part in _parts(function(task)):
+                yield task, part
 
     def close(self) -> None:
         pass
 
 
-def _limit_threads(threads: int) -> None:
-    """Thread counts of the libraries that read no environment variable (in a worker, at its start)."""
-    try:
-        import cv2
+def _parts(result) -> Iterator:
+    """The results of one task: each item of a generator, or the one result."""
+    if inspect.isgenerator(result):
+        yield from result
+    else:
+        yield result
 
-        cv2.setNumThreads(threads)
-    except ImportError:
-        pass
-    try:
-        import torch
 
-        torch.set_num_threads(threads)
-    except ImportError:
-        pass
+def all_parts(function: Callable, task) -> list:
+    """Every result of ``function(task)`` as a list (a generator's items, or the one result): what a Dask
+    worker sends back, since a generator cannot travel."""
+    return list(_parts(function(task)))
+
+
+class _TaskDone:
+    """The message a local worker sends after a task's last result."""
 
 
 def _worker_main(connection, threads: int, parent_pid: int) -> None:
-    """A local worker: run ``(function, task)`` messages until ``None`` or the pipe closes. Ctrl-C in the
-    terminal is the parent's to handle (it stops the workers), so the worker ignores SIGINT."""
+    """A local worker: run ``(function, task)`` messages until ``None`` or the pipe closes, sending each
+    result of a task as it is made, then a ``_TaskDone``. Ctrl-C in the terminal is the parent's to handle (it
+    stops the workers), so the worker ignores SIGINT."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
-    _limit_threads(threads)
+    limit_threads(threads)
     while True:
         try:
             message = connection.recv()
@@ -76,10 +84,11 @@ def _worker_main(connection, threads: int, parent_pid: int) -> None:
             return
         function, task = message
         try:
-            result = function(task)
-        except Exception as exc:  # sent back as the task's result, like a lost task
-            result = RuntimeError(first_line(exc))
-        connection.send(result)
+            for part in _parts(function(task)):
+                connection.send(part)
+        except Exception as exc:  # sent back as the task's last result, like a lost task
+            connection.send(RuntimeError(first_line(exc)))
+        connection.send(_TaskDone())
 
 
 class WorkerDied(RuntimeError):
@@ -122,8 +131,8 @@ class LocalProcessExecutor:
 
     def _start_worker(self) -> _Worker:
         """A new worker process; it copies the thread variables set here while it starts."""
-        saved = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
-        os.environ.update({name: str(self.threads) for name in _THREAD_VARIABLES})
+        saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+        os.environ.update({name: str(self.threads) for name in THREAD_VARIABLES})
         try:
             ours, theirs = self._context.Pipe()
             process = self._context.Process(target=_worker_main, args=(theirs, self.threads, os.getpid()),
@@ -139,7 +148,7 @@ class LocalProcessExecutor:
         return _Worker(process, ours)
 
     def run(self, function: Callable, tasks: Iterable) -> Iterator[tuple[object, object]]:
-        """Yield ``(task, result)`` as tasks finish; ``tasks`` is consumed one task at a time, as workers
+        """Yield ``(task, result)`` as results come; ``tasks`` is consumed one task at a time, as workers
         become free."""
         remaining = iter(tasks)
         exhausted = False
@@ -165,19 +174,31 @@ class LocalProcessExecutor:
             for index, worker in enumerate(self._pool):
                 if not worker.busy or (worker.connection not in ready and worker.process.sentinel not in ready):
                     continue
-                task, worker.task, worker.busy = worker.task, None, False
-                result = None
-                if worker.connection.poll():
-                    try:
-                        result = worker.connection.recv()
-                    except (EOFError, OSError):
-                        result = None
-                if result is None:
-                    worker.process.join(timeout=5)
-                    result = WorkerDied(_death_reason(worker.process.exitcode))
-                    self._stop(worker)
-                    self._pool[index] = self._start_worker()
-                yield task, result
+                yield from self._receive(index, worker)
+
+    def _receive(self, index: int, worker: _Worker) -> Iterator[tuple[object, object]]:
+        """The results a ready worker has sent, as ``(task, result)``: every message waiting in its pipe. When
+        its task is done, the worker is free again; when it died first, the last result is a ``WorkerDied``
+        and a new worker takes its place."""
+        task, broken = worker.task, False
+        while not broken and worker.connection.poll():
+            try:
+                message = worker.connection.recv()
+            except (EOFError, OSError):
+                broken = True
+                break
+            if isinstance(message, _TaskDone):
+                worker.task, worker.busy = None, False
+                return
+            yield task, message
+        if not broken and worker.process.is_alive():
+            return  # nothing more for now: the task goes on
+        worker.process.join(timeout=5)
+        reason = _death_reason(worker.process.exitcode)
+        worker.task, worker.busy = None, False
+        self._stop(worker)
+        self._pool[index] = self._start_worker()
+        yield task, WorkerDied(reason)
 
     @staticmethod
     def _stop(worker: _Worker) -> None:
@@ -212,7 +233,9 @@ _END = object()
 
 class DaskExecutor:
     """Sends the tasks to the Dask scheduler at ``address`` (e.g. ``tcp://10.0.0.5:8786``). The workers
-    must be able to import this package and read the dataset's files at the same paths."""
+    must be able to import this package and read the dataset's files at the same paths. Like a local worker,
+    each Dask worker process runs its tasks with its share of its machine's cores: the cores over the task
+    slots (worker threads) the cluster has on that machine (``dask_task``)."""
 
     def __init__(self, address: str):
         try:
@@ -223,23 +246,49 @@ class DaskExecutor:
             self._client = Client(address, timeout="20s")
         except (OSError, TimeoutError, ValueError) as exc:  # unreachable, or a malformed address
             raise BenchError(f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {exc})") from None
-        self.workers = len(self._client.scheduler_info().get("workers", {}))
+        workers = self._client.scheduler_info().get("workers", {})
+        self.workers = len(workers)
+        slots_by_host: dict[str, int] = {}
+        for info in workers.values():
+            slots_by_host[info["host"]] = slots_by_host.get(info["host"], 0) + info["nthreads"]
+        #: worker address -> the task slots of all workers on its machine
+        self._slots = {address: slots_by_host[info["host"]] for address, info in workers.items()}
 
     def run(self, function: Callable, tasks: Iterable) -> Iterator[tuple[object, object]]:
         from distributed import as_completed
 
         tasks = list(tasks)
         # pure=False: a task's result is never shared with an equal-looking one (each is keyed by the run)
-        futures = {self._client.submit(function, task, pure=False): task for task in tasks}
+        futures = {self._client.submit(dask_task, function, task, self._slots, pure=False): task for task in tasks}
         self._futures = list(futures)
         for future in as_completed(futures):
             error = future.exception()
-            yield futures[future], (future.result() if error is None else error)
+            for part in (future.result() if error is None else [error]):
+                yield futures[future], part
 
     def close(self) -> None:
         for future in getattr(self, "_futures", []):
             future.cancel()
         self._client.close()
+
+
+def dask_task(function: Callable, task, slots: dict[str, int]) -> list:
+    """What a Dask worker runs for one task: ``all_parts(function, task)``, in a process limited to its share
+    of the cores (``slots``: worker address -> task slots on its machine; a worker that joined later counts
+    its own threads)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    _share_cores(slots.get(worker.address, worker.state.nthreads))
+    return all_parts(function, task)
+
+
+@cache
+def _share_cores(slots: int) -> int:
+    """Limit this process, once, to ``available_cores() // slots`` threads (at least 1); returns that."""
+    threads = max(1, available_cores() // max(1, slots))
+    limit_threads(threads)
+    return threads
 
 
 def make_executor(kind: str, workers: int, scheduler: str | None):

@@ -13,9 +13,10 @@ A run folder ``<out>/<dataset>/<run-id>/`` holds:
 * ``crops.npz``  what ``bench report`` shows of the three images it picks, cut from the scored outputs
   (``bench.report.saved_crops``), so the report runs no method again.
 
-Work is split into (method, image) tasks that run in this process, in local worker processes or on a Dask
-cluster (``bench.executors``); each result is cached as it arrives (``bench.cache``), so rerunning an
-interrupted or finished run recomputes nothing that finished.
+Work is split into image tasks (``Task``: one image and every method it still needs, so its files are read,
+hashed and decoded once for all of them) that run in this process, in local worker processes or on a Dask
+cluster (``bench.executors``); a task sends each method's result as it finishes, and each is cached as it
+arrives (``bench.cache``), so rerunning an interrupted or finished run recomputes nothing that finished.
 """
 
 from __future__ import annotations
@@ -29,27 +30,26 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from bench import provenance, tables
 from bench.burst import BurstSpec
-from bench.cache import InvalidEntry, ResultCache, make_key, require_number
+from bench.cache import InvalidEntry, ResultCache, require_number
 from bench.datasets import BURST_DIR, NOISE_UNITS, Dataset, DatasetItem, fingerprint
 from bench.core.errors import BenchError, RunInterrupted, first_line
-from bench.evaluation import (NOISE_MODES, check_profile, estimate_key, evaluate, input_paths, load_inputs,
-                              make_noisy_raw, noise_for, valid_estimate_record, valid_noise_record)
+from bench.evaluation import (NOISE_MODES, check_profile, estimate_key, input_paths, valid_estimate_record,
+                              valid_noise_record)
 from bench.core.metrics import score as competition_score
 from bench.core.files import atomic_write, atomic_write_text, file_sha256
-from bench.core.levels import Levels, black_text
+from bench.core.levels import black_text
 from bench.core.rawio import write_dng
-from bench.report.saved_crops import CROPS_FILE, result_crop, valid_crop_fact, write_run_crops
+from bench.report.saved_crops import CROPS_FILE, ImageCrops, valid_crop_fact, write_run_crops
 from bench.run_record import BurstRecord, DatasetRecord, LevelsRecord, MethodRecord, RunRecord
+from bench.tasks import Task, image_tasks, relative_name, result_key, run_task
 from methods.base import Method
 from methods.registry import create_method
 
@@ -71,7 +71,7 @@ class RunConfig:
     #: None: one frame per image. Otherwise burst methods get N frames (real ones where the dataset has
     #: them, else synthetic) and single-frame methods get frame 0.
     burst: BurstSpec | None = None
-    #: Where the (method, image) tasks run: "local" with ``workers`` processes (1 = in this process), or
+    #: Where the image tasks run: "local" with ``workers`` processes (1 = in this process), or
     #: "dask" on the scheduler at ``scheduler``.
     workers: int = 1
     executor: str = "local"
@@ -129,13 +129,14 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     for name, reason in unavailable.items():
         log(f"warning: method {name} cannot run here ({reason}); its rows are recorded as failed")
     frames = config.burst.frames if config.burst else 1
-    warned = dict.fromkeys(dataset.check_files(burst_frames=frames))
+    preflight = dataset.preflight(burst_frames=frames)  # every file read once: checked, hashed, its levels
+    warned = dict.fromkeys(preflight.warnings)
     for message in warned:
         log(f"warning: {message}")
-    file_levels = {_relative(path, dataset.root): found.record()
-                   for path, found in dataset.file_levels(burst_frames=frames).items()}
+    file_levels = {relative_name(path, dataset.root): found.record() for path, found in preflight.levels.items()}
     paths = {item.image_id: input_paths(dataset, item, config.burst) for item in dataset.items}
-    expected = {image_id: tuple(file_sha256(path) for path in item_paths) for image_id, item_paths in paths.items()}
+    expected = {image_id: tuple(preflight.hashes[path] for path in item_paths)
+                for image_id, item_paths in paths.items()}
     cache = ResultCache(config.cache_folder, enabled=not config.fresh, warn=log)
 
     run_dir = _new_run_dir(config.out_root / dataset.name)
@@ -159,14 +160,16 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
             if known is not None:
                 estimates[item.image_id] = known
 
-    # every (image, method) pair: a failed row (method unavailable), a cached result, or a task to run
+    # every (image, method) pair: a failed row (method unavailable), a cached result, or one to compute
     rows: list[dict] = []
     noise_rows: dict[str, dict] = {}
     crops: dict[tuple[str, str], dict] = {}  # (method, image) -> the report's crop of a successful result
-    tasks: list[Task] = []
+    images: dict[str, ImageCrops] = {}  # image -> its noisy and ground-truth crops etc., from a task
+    to_compute: list[tuple[DatasetItem, list[str]]] = []  # each image and the methods it still needs
     cached = 0
     resources = {name: _resource_hashes(method) for name, method in methods.items() if name not in unavailable}
     for item in dataset.items:
+        needed = []
         for name, method in methods.items():
             if name in unavailable:
                 rows.append(_failed_row(name, item.image_id, f"unavailable: {unavailable[name]}"))
@@ -181,15 +184,18 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
                     noise_rows.setdefault(item.image_id, facts["noise"])
                 cached += 1
                 continue
-            tasks.append(Task(method, resources[name], dataset, item, config.noise_mode, config.burst,
-                              config.save_outputs, expected[item.image_id]))
-    total = len(rows) + len(tasks)
+            needed.append(name)
+        if needed:
+            to_compute.append((item, needed))
+    to_run = sum(len(names) for _, names in to_compute)
+    total = len(rows) + to_run
     if cached:
         log(f"{cached} of {total} results taken from the cache ({cache.folder}; --fresh recomputes them)")
 
-    def tasks_with_known_estimates():
+    def tasks_with_known_estimates(tasks: list[Task]):
         """The tasks, each with the blind estimate of its noisy file when one is known by the time a worker
-        takes it (executors pull tasks one at a time), so an image is estimated once, not once per method."""
+        takes it (executors pull tasks one at a time), so an image whose methods are split over several
+        tasks is estimated once, not once per task."""
         for task in tasks:
             yield dataclasses.replace(task, known_noise=estimates.get(task.item.image_id))
 
@@ -205,24 +211,38 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
         executor = None
         try:
             guard.arm()
-            if tasks:
+            tasks: list[Task] = []
+            if to_compute:
                 executor = make_executor(config.executor, config.workers, config.scheduler)
+                tasks = image_tasks(to_compute, methods, resources, dataset, config.noise_mode, config.burst,
+                                    config.save_outputs, expected, executor.workers)
                 if executor.workers > 1:
-                    log(f"{len(tasks)} tasks on {executor.workers} workers ({config.executor})")
+                    log(f"{to_run} results in {len(tasks)} tasks on {executor.workers} workers ({config.executor})")
             started, computed = time.monotonic(), 0
-            for task, result in (executor.run(run_task, tasks_with_known_estimates()) if executor else ()):
+            unreported = {task.number: list(task.method_names) for task in tasks}
+            for task, result in (executor.run(run_task, tasks_with_known_estimates(tasks)) if executor else ()):
                 guard.disarm()  # a signal from here on waits until this result is recorded
-                row = _record_result(task, result, run_dir, dataset, cache, estimates, noise_rows, crops, log)
+                if isinstance(result, BaseException):  # the task could not run or finish: its worker died, say
+                    if isinstance(result, KeyboardInterrupt):
+                        raise result
+                    new_rows = [_failed_row(name, task.item.image_id, f"worker failed: {first_line(result)}")
+                                for name in unreported[task.number]]
+                    unreported[task.number] = []
+                else:
+                    unreported[task.number].remove(result.method)
+                    new_rows = [_record_result(task, result, run_dir, dataset, cache, estimates, noise_rows,
+                                               crops, images, log)]
                 for message in getattr(result, "warnings", ()):
                     if message not in warned:
                         warned[message] = None
                         log(f"warning: {message}")
-                rows.append(row)
-                writer.writerow(row)
+                for row in new_rows:
+                    rows.append(row)
+                    writer.writerow(row)
+                    computed += 1
+                    log(tables.progress_line(f"[{len(rows)}/{total}] image {task.item.image_id}", row)
+                        + tables.eta_text(time.monotonic() - started, computed, to_run))
                 per_image_file.flush()
-                computed += 1
-                log(tables.progress_line(f"[{len(rows)}/{total}] image {task.item.image_id}", row)
-                    + tables.eta_text(time.monotonic() - started, computed, len(tasks)))
                 guard.arm()
             guard.disarm()
         except KeyboardInterrupt as exc:  # RunInterrupted (SIGINT, SIGTERM) or a plain one
@@ -238,17 +258,17 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
         _write_csv(run_dir / "per_image.csv", rows, tables.PER_IMAGE_COLUMNS)
         if noise_rows:
             noise_table = [{"image": item.image_id, **noise_rows[item.image_id], "units": NOISE_UNITS,
-                            **_level_columns(file_levels[_relative(item.noisy_path, dataset.root)])}
+                            **_level_columns(file_levels[relative_name(item.noisy_path, dataset.root)])}
                            for item in dataset.items if item.image_id in noise_rows]
             pd.DataFrame(noise_table).to_csv(run_dir / "noise.csv", index=False)
         per_image = pd.DataFrame(rows, columns=tables.PER_IMAGE_COLUMNS)
         summary = tables.summarize(per_image, list(methods))
         summary.to_csv(run_dir / "summary.csv", index=False)
-        _write_crops(run_dir, dataset, per_image, methods, crops, expected, log)
+        _write_crops(run_dir, dataset, per_image, methods, crops, expected, images, log)
         succeeded = int((per_image["status"] == "ok").sum())
         failed = len(per_image) - succeeded
         interrupted = guard.received is not None
-        file_hashes = sorted({(_relative(path, dataset.root), digest) for image_id, item_paths in paths.items()
+        file_hashes = sorted({(relative_name(path, dataset.root), digest) for image_id, item_paths in paths.items()
                               for path, digest in zip(item_paths, expected[image_id])})
         record.finished = dt.datetime.now().isoformat(timespec="seconds")
         record.status = "interrupted" if interrupted else "finished"
@@ -306,14 +326,11 @@ class _SignalGuard:
 
 def _record_result(task: "Task", result, run_dir: Path, dataset: Dataset, cache: ResultCache,
                    estimates: dict[str, dict], noise_rows: dict[str, dict], crops: dict[tuple[str, str], dict],
-                   log: Callable[[str], None]) -> dict:
-    """Turn what a task sent back into its per_image row: write its output and errors, cache its facts
-    (under the key of the bytes it actually read) and its blind noise estimate, keep its crop."""
-    name, image_id = task.method.name, task.item.image_id
-    if isinstance(result, BaseException):  # the task could not run: its worker died, say
-        if isinstance(result, KeyboardInterrupt):
-            raise result
-        return _failed_row(name, image_id, f"worker failed: {first_line(result)}")
+                   images: dict[str, ImageCrops], log: Callable[[str], None]) -> dict:
+    """Turn one result a task sent back into its per_image row: write its output and errors, cache its facts
+    (under the key of the bytes it actually read) and its blind noise estimate, keep its crop (and its
+    image's crops, for ``crops.npz``)."""
+    name, image_id = result.method, task.item.image_id
     if result.traceback:
         with (run_dir / "errors.log").open("a") as f:
             f.write(f"--- {name} on image {image_id}\n{result.traceback}\n")
@@ -337,96 +354,9 @@ def _record_result(task: "Task", result, run_dir: Path, dataset: Dataset, cache:
         facts["output"] = {"path": str(path.resolve()), "sha256": file_sha256(path)}
     cache.put("result", result.key, facts)
     crops[(name, image_id)] = result.crop
+    if result.image_crops is not None:
+        images.setdefault(image_id, result.image_crops)
     return _row(name, image_id, facts)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One (method, image) result to compute; picklable, so that any executor can run it (``run_task``).
-
-    method: the validated method instance. resource_hashes: SHA-256 of its weights files.
-    expected_inputs: SHA-256 of the files of ``input_paths`` as the run hashed them before it started.
-    known_noise: a blind estimate of the noisy file with that content (``valid_estimate_record``), if any.
-    """
-
-    method: Method
-    resource_hashes: tuple[str, ...]
-    dataset: Dataset
-    item: DatasetItem
-    noise_mode: str
-    burst: BurstSpec | None
-    return_mosaic: bool
-    expected_inputs: tuple[str, ...]
-    known_noise: dict | None = None
-
-
-@dataclass
-class TaskResult:
-    """What a task sends back.
-
-    facts: the measured ``{psnr, ssim, ssim_col, score, seconds, megapixels}``, or None with ``error`` set.
-    noise: the noise record it used (``NoiseEstimate.record``); noise_computed: estimated in this task.
-    key / input_hashes: the result's cache key and the SHA-256 of each file, from the bytes it decoded.
-    changed_inputs: files whose content differs from the run's pre-flight hash (relative names).
-    warnings: one line per input file with pixels outside [black, white] (``bench.datasets.check_levels``) or
-    levels other than its tags give.
-    mosaic: the written-back ``(H, W)`` uint16 mosaic when asked for; cfa, levels: the frame's CFA and levels.
-    crop: the pixels of it the report shows (``bench.report.saved_crops.result_crop``), or None.
-    """
-
-    facts: dict | None
-    error: str = ""
-    noise: dict | None = None
-    noise_computed: bool = False
-    key: str = ""
-    input_hashes: tuple[str, ...] = ()
-    changed_inputs: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    mosaic: np.ndarray | None = None
-    cfa: str = "BGGR"
-    levels: Levels | None = None
-    traceback: str = ""
-    crop: dict | None = None
-
-
-def run_task(task: Task) -> TaskResult:
-    """Load one image, give it to one method, write the result back to uint16 and score it. Never raises
-    for a method's fault or an unreadable input: those come back as failed results."""
-    dataset, item, method = task.dataset, task.item, task.method
-    try:
-        inputs = load_inputs(dataset, item, task.burst)
-    except BenchError as exc:
-        return TaskResult(None, f"input error: {exc}")
-    key = result_key(method, task.resource_hashes, inputs.hashes, dataset, item, task.noise_mode, task.burst)
-    changed = tuple(_relative(path, dataset.root)
-                    for path, before, now in zip(input_paths(dataset, item, task.burst), task.expected_inputs,
-                                                 inputs.hashes) if before != now)
-    known = task.known_noise if inputs.hashes[0] == task.expected_inputs[0] else None
-    noise = noise_for(inputs, dataset, task.noise_mode, known)
-    common = {"key": key, "input_hashes": inputs.hashes, "changed_inputs": changed,
-              "warnings": inputs.pair.level_warnings}
-    try:
-        raw = make_noisy_raw(inputs, dataset, noise, task.burst)
-        if method.kind != "reference":
-            noise.profile()
-    except BenchError as exc:  # NoiseEstimateError included: the input's fault, not the method's
-        return TaskResult(None, f"input error: {exc}", noise.record(), noise.computed, **common)
-    try:
-        evaluation = evaluate(method, raw, inputs.pair.gt.mosaic, inputs.pair.noisy.levels)
-    except Exception as exc:  # a failing method must never take the run down
-        return TaskResult(None, first_line(exc), noise.record(), noise.computed, **common,
-                          traceback=traceback.format_exc())
-    scores = evaluation.scores
-    crop = None
-    try:
-        crop = result_crop(evaluation.mosaic, inputs.pair.gt.mosaic, inputs.pair.noisy.levels)
-    except Exception as exc:  # the report's crop never costs a result
-        common["warnings"] += (f"{item.noisy_path.name}: no crop for the report ({first_line(exc)})",)
-    facts = {"psnr": scores.psnr, "ssim": scores.ssim, "ssim_col": scores.ssim_col, "score": scores.score,
-             "seconds": evaluation.seconds, "megapixels": inputs.pair.noisy.mosaic.size / 1e6}
-    return TaskResult(facts, "", noise.record(), noise.computed, **common,
-                      mosaic=evaluation.mosaic if task.return_mosaic else None, cfa=inputs.pair.noisy.cfa,
-                      levels=inputs.pair.noisy.levels, crop=crop)
 
 
 def valid_result_facts(body: dict) -> dict:
@@ -456,21 +386,6 @@ def _resource_hashes(method: Method) -> tuple[str, ...]:
     return tuple(file_sha256(path) if path.is_file() else f"missing {path}" for path in method.resource_files())
 
 
-def result_key(method: Method, resource_hashes: tuple[str, ...], input_hashes: tuple[str, ...], dataset: Dataset,
-               item: DatasetItem, noise_mode: str, burst: BurstSpec | None) -> str:
-    """The cache key of one (method, image) result (see ``bench.cache``): what it depends on, never the
-    image's id or the dataset's name."""
-    true = dataset.true_noise.get(item.image_id)
-    return make_key({
-        "method": method.name, "params": method.param_values(),
-        "resources": list(resource_hashes),
-        "inputs": list(input_hashes),
-        "noise": noise_mode, "true_noise": [true.a, true.b] if noise_mode == "oracle" else None,
-        "burst": dataclasses.asdict(burst) if burst else None,
-        "levels": dataset.levels.as_dict(),
-    })
-
-
 def _level_columns(levels: dict) -> dict:
     """noise.csv's ``black`` (e.g. ``1024``, or ``1000/1010/1020/1030`` per plane) and ``white`` of a file's
     levels as run.json records them: the units (a, b) are in."""
@@ -497,11 +412,11 @@ def _reuse_output(facts: dict, method: Method, item: DatasetItem, run_dir: Path,
 
 def _write_crops(run_dir: Path, dataset: Dataset, per_image: pd.DataFrame, methods: dict[str, Method],
                  crops: dict[tuple[str, str], dict], expected: dict[str, tuple[str, ...]],
-                 log: Callable[[str], None]) -> None:
+                 images: dict[str, ImageCrops], log: Callable[[str], None]) -> None:
     """Write the run's ``crops.npz`` for the report; a problem is one warning, never the run's tables."""
     references = {name for name, method in methods.items() if method.kind == "reference"}
     try:
-        write_run_crops(run_dir, dataset, per_image, references, crops, expected)
+        write_run_crops(run_dir, dataset, per_image, references, crops, expected, images)
     except Exception as exc:
         log(f"warning: {run_dir / CROPS_FILE}: not written ({first_line(exc)}); `bench report` will run the "
             "methods again for its crops")
@@ -538,10 +453,3 @@ def _new_run_dir(parent: Path) -> Path:
         except FileExistsError:
             continue
     raise BenchError(f"{parent}: could not create a new run folder")
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -32,6 +33,7 @@ import numpy as np
 
 from bench.core.errors import first_line
 from bench.core.noise_model import NoiseProfile, add_noise
+from bench.core.processes import THREAD_VARIABLES, available_cores, limit_threads
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, pack_normalized
 from methods.base import Method, NoisyRaw
 from methods.registry import create_method, get_method_class
@@ -41,8 +43,8 @@ COMPETITION_SIZE = (3472, 4624)
 SPEED_PROFILE = NoiseProfile(1e-3, 3e-5)
 
 
-def full_size_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A ``(height, width)`` uint16 noisy BGGR mosaic tiled from the embedded ground truths."""
+def full_size_clean(height: int, width: int) -> np.ndarray:
+    """A clean ``(height, width)`` uint16 BGGR mosaic in [1024, 16383], tiled from the embedded ground truths."""
     from bench.datasets import load_item
     from bench.embedded import embedded_dataset
 
@@ -60,8 +62,18 @@ def full_size_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
             left += w
             row_height = max(row_height, h)
         top += row_height
-    return add_noise(mosaic, SPEED_PROFILE.a, SPEED_PROFILE.b, np.random.default_rng(seed),
+    return mosaic
+
+
+def add_speed_noise(clean: np.ndarray, seed: int) -> np.ndarray:
+    """``clean`` (``(H, W)`` uint16, competition levels) with the organisers' noise at ``SPEED_PROFILE``."""
+    return add_noise(clean, SPEED_PROFILE.a, SPEED_PROFILE.b, np.random.default_rng(seed),
                      COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
+
+
+def full_size_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A ``(height, width)`` uint16 noisy BGGR mosaic tiled from the embedded ground truths."""
+    return add_speed_noise(full_size_clean(height, width), seed)
 
 
 #: Calls faster than this are timed three times and the fastest is kept (one call of a few seconds is at
@@ -108,18 +120,28 @@ def measure(frame_path: Path, method_name: str, params: dict, reference: bool = 
     return {"seconds": seconds, "peak_gb": (own + children) / 1024 ** 2, "shape": list(out.shape)}
 
 
-def measure_in_child(method: str, params: dict, frame_path: Path, reference: bool = False) -> dict:
+def measure_in_child(method: str, params: dict, frame_path: Path, reference: bool = False,
+                     threads: int | None = None) -> dict:
     """``measure`` in a fresh child process (``python -m bench.speed``, see ``main``); returns its report, or
-    ``{"error": one line}`` when the measurement failed."""
+    ``{"error": one line}`` when the measurement failed. threads: the child's share of the cores, given to it
+    as a run's worker gets it (``bench.core.processes.limit_threads``); None: every core."""
     with tempfile.TemporaryDirectory() as folder:
         result_path = Path(folder) / "result.json"
         command = [sys.executable, "-m", "bench.speed", str(frame_path), method, "--params", json.dumps(params),
                    "--result", str(result_path)] + (["--reference"] if reference else [])
-        completed = subprocess.run(command, capture_output=True, text=True)
+        completed = subprocess.run(command, capture_output=True, text=True, env=child_environment(threads))
         if completed.returncode == 0 and result_path.is_file():
             return json.loads(result_path.read_text())
     lines = completed.stderr.strip().splitlines()
     return {"error": lines[-1] if lines else f"the measuring process exited with status {completed.returncode}"}
+
+
+def child_environment(threads: int | None) -> dict[str, str]:
+    """This process's environment for a child with ``threads`` threads (the ``THREAD_VARIABLES`` a run's
+    worker gets, which the child applies with ``limit_threads``), or unchanged for None."""
+    if threads is None:
+        return dict(os.environ)
+    return {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
 
 
 def speed_table(methods: list[str], params: dict[str, dict], height: int, width: int,
@@ -127,8 +149,6 @@ def speed_table(methods: list[str], params: dict[str, dict], height: int, width:
     """Measure every method (and, where it has one, its library called directly, in the row after it);
     returns one row per measurement: what ran, where, seconds, MP/s, peak memory, and for methods with a
     reference the ratio of their MP/s to the reference's."""
-    from bench.executors import available_cores
-
     frame = full_size_frame(height, width)
     megapixels = height * width / 1e6
     plan: list[tuple[str, str, dict, bool]] = []  # (row label, method, params, reference?)
@@ -182,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", action="store_true", help="time the library it wraps, called directly")
     parser.add_argument("--result", type=Path, required=True, help="where to write the JSON report")
     args = parser.parse_args(argv)
+    if os.environ.get("RAW_BENCH_CORES", "").isdigit():  # a share of the cores, as a run's worker has
+        limit_threads(available_cores())
     try:
         report = measure(args.frame, args.method, json.loads(args.params), reference=args.reference)
     except Exception as exc:

@@ -283,7 +283,7 @@ def test_the_run_saves_the_reports_crops_cut_from_the_scored_outputs(monkeypatch
 
 
 def test_a_crop_that_cannot_be_cut_costs_no_result(monkeypatch, quiet, pair_folder, tmp_path):
-    import bench.runner
+    import bench.tasks
 
     dataset = open_dataset(pair_folder)
     plain = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path / "a", fresh=True), log=quiet[0])
@@ -291,7 +291,7 @@ def test_a_crop_that_cannot_be_cut_costs_no_result(monkeypatch, quiet, pair_fold
     def broken(*args):
         raise RuntimeError("no crop today")
 
-    monkeypatch.setattr(bench.runner, "result_crop", broken)
+    monkeypatch.setattr(bench.tasks, "result_crop", broken)
     messages = []
     result = run_benchmark(RunConfig(["noisy"], dataset, out_root=tmp_path / "b", fresh=True), log=messages.append)
     assert result.succeeded == 3 and not (result.run_dir / "crops.npz").exists()

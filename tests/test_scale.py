@@ -194,6 +194,26 @@ def test_a_dying_worker_becomes_failed_results_not_a_crash():
     assert results[0] == 0 and results[2] == 20  # only the task whose worker died is lost
 
 
+def _two_results_dying_on_one(task: int):
+    yield task * 10
+    if task == 1:
+        os._exit(3)  # dies after sending its first result
+    yield task * 10 + 1
+
+
+def test_a_task_sends_each_result_as_it_is_made_and_a_death_loses_only_the_rest():
+    executor = LocalProcessExecutor(2)
+    try:
+        results = list(executor.run(_two_results_dying_on_one, [0, 1, 2]))
+    finally:
+        executor.close()
+    by_task: dict[int, list] = {}
+    for task, result in results:
+        by_task.setdefault(task, []).append(result)
+    assert by_task[0] == [0, 1] and by_task[2] == [20, 21]
+    assert by_task[1][0] == 10 and len(by_task[1]) == 2 and isinstance(by_task[1][1], WorkerDied)
+
+
 class _LosesImageOne:
     """An executor that runs tasks here but reports image 1's as lost (what a dead worker looks like)."""
 
@@ -201,7 +221,11 @@ class _LosesImageOne:
 
     def run(self, function, tasks):
         for task in tasks:
-            yield task, (RuntimeError("worker lost\ndetail") if task.item.image_id == "1" else function(task))
+            if task.item.image_id == "1":
+                yield task, RuntimeError("worker lost\ndetail")
+            else:
+                for part in function(task):
+                    yield task, part
 
     def close(self):
         pass

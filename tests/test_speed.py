@@ -1,5 +1,5 @@
 """``bench speed``'s pieces: the library call each wrapping method declares, the repeat-and-keep-the-fastest
-timing, one measurement in this process and in a child process."""
+timing, one measurement in this process and in a child process, and the full table's projection."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 import bench.evaluation
+import bench.full_table
 import bench.speed
 from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, pack_normalized
+from bench.full_table import Projection, single_frame_methods
 from bench.speed import SPEED_PROFILE, fastest_call, measure, measure_in_child
 from methods.base import Method
 from methods.registry import create_method, get_method_class, list_methods
@@ -94,3 +96,49 @@ def test_a_measurement_in_a_child_process_reports_its_error_in_one_line(frame_pa
     assert "no_such_parameter" in report["error"] and "\n" not in report["error"]
     report = measure_in_child("noisy", {}, frame_path)
     assert report["shape"] == [32, 40, 4] and report["peak_gb"] > 0
+
+
+# ------------------------------------------------------------------------------------------ the full table
+
+
+def test_the_full_table_covers_every_single_frame_method():
+    names = single_frame_methods()
+    assert {"noisy", "bilateral", "nlm", "bm3d", "dncnn", "nafnet"} <= set(names)
+    assert all(get_method_class(name).kind != "burst" for name in names) and "burst_merge" not in names
+
+
+def test_the_projection_is_the_images_of_one_worker_times_the_cost_of_one_image():
+    harness = {"preflight": 0.1, "read": 0.2, "noise": 2.0, "image_crops": 0.3, "score": 1.0, "crop": 0.01,
+               "cache": 0.04, "save": 0.0}
+    projection = Projection({"noisy": 0.0, "bm3d": 700.0}, harness, pairs=101, workers=2, threads=1,
+                            save_outputs=False)
+    assert projection.images_per_worker == 51
+    assert projection.harness_per_image() == pytest.approx(0.1 + 0.2 + 2.0 + 0.3 + 2 * 1.05)
+    assert projection.hours(projection.per_image()) == pytest.approx(51 * (700.0 + 4.7) / 3600)
+    only_references = Projection({"noisy": 0.0}, harness, 10, 1, 2, False)
+    assert only_references.harness_per_image() == pytest.approx(0.6 + 1.05)  # nobody asks for the noise profile
+    assert any(line.startswith("total") for line in projection.lines())
+
+
+def test_the_full_table_times_each_method_with_its_params_and_a_workers_share_of_the_cores(monkeypatch):
+    import bench.full_table
+
+    seen = []
+    monkeypatch.setattr(bench.full_table, "available_cores", lambda: 4)
+    monkeypatch.setattr(bench.full_table, "measure_in_child",
+                        lambda name, params, frame, threads: seen.append((name, params, threads)) or {"seconds": 1.0})
+    monkeypatch.setattr(bench.full_table, "harness_in_child", lambda data, save, threads: {
+        stage: 0.0 for stage in [*bench.full_table.IMAGE_STAGES, *bench.full_table.RESULT_STAGES]})
+    projection = bench.full_table.full_table(["noisy", "bilateral"], {"bilateral": {"diameter": 5}}, pairs=10,
+                                             workers=2, save_outputs=False, size=(64, 96), log=lambda message: None)
+    assert seen == [("noisy", {}, 2), ("bilateral", {"diameter": 5}, 2)]
+    assert projection.threads == 2 and projection.per_image() == 2.0
+
+
+def test_the_harness_is_measured_stage_by_stage_in_a_child_process(tmp_path):
+    from bench.benchmarks.frames import write_full_size_pairs
+
+    data = write_full_size_pairs(tmp_path / "pairs", 2, (128, 192))
+    report = bench.full_table.harness_in_child(data, save_outputs=True, threads=1)
+    assert set(report) == {*bench.full_table.IMAGE_STAGES, *bench.full_table.RESULT_STAGES}, report
+    assert all(seconds >= 0 for seconds in report.values()) and report["save"] > 0

@@ -167,6 +167,30 @@ def test_one_estimate_per_image_however_many_methods(monkeypatch, pair_folder, t
     assert len(calls) == 3
 
 
+def test_each_image_is_decoded_once_however_many_methods(monkeypatch, pair_folder, tmp_path):
+    """A second method adds no read, hash or decode of any input: an image's files are decoded once for
+    all its methods. (Before: once per (method, image) task, so M methods decoded every file M times.)"""
+    import bench.datasets
+
+    decodes: dict[str, int] = {}
+    for name in ("read_dng", "read_dng_levels"):
+        real = getattr(bench.datasets, name)
+
+        def counting(path, *args, real=real, **kwargs):
+            decodes[path.name] = decodes.get(path.name, 0) + 1
+            return real(path, *args, **kwargs)
+
+        monkeypatch.setattr(bench.datasets, name, counting)
+    dataset = open_dataset(pair_folder)
+    counts = []
+    for methods in (["noisy"], ["noisy", "bilateral"], ["noisy", "bilateral", "nlm"]):
+        decodes.clear()
+        run_benchmark(RunConfig(methods, dataset, out_root=tmp_path / str(len(methods)), fresh=True), log=quiet)
+        counts.append(dict(decodes))
+    assert counts[0] == counts[1] == counts[2]
+    assert sorted(counts[0]) == ["0_gt.dng", "0_noise.dng", "1_gt.dng", "1_noise.dng", "2_gt.dng", "2_noise.dng"]
+
+
 def test_an_invalid_noise_profile_is_the_inputs_fault_not_the_methods(monkeypatch, pair_folder, tmp_path):
     """A NaN estimate is reported as an input error (before: as the method's failure); a NaN true profile
     is refused before any work."""

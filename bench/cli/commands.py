@@ -227,7 +227,8 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
     if args.csv:
         ensure_writable_file(args.csv, "--csv")
-    names = resolve_method_names(args.methods)
+    if not args.methods and not args.full_table:
+        raise BenchError("bench speed needs --methods NAME[,NAME...] (or --full-table)")
     try:
         height, width = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -235,12 +236,45 @@ def cmd_speed(args: argparse.Namespace) -> int:
     if height < 64 or width < 64 or height % 2 or width % 2:
         raise BenchError(f"--size needs even sides of at least 64, got {args.size}")
     params = load_params_file(args.params) if args.params else {}
+    if args.full_table:
+        return _full_table(args, params, (height, width))
+    names = resolve_method_names(args.methods)
     rows = speed_table(names, params, height, width, log=lambda message: print(message, file=sys.stderr))
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     if args.csv:
         table.to_csv(args.csv, index=False)
     return 0 if all("error" not in row for row in rows) else EXIT_NOTHING_SUCCEEDED
+
+
+def _full_table(args: argparse.Namespace, params: dict, size: tuple[int, int]) -> int:
+    """``bench speed --full-table``: measure, project and print (``bench.full_table``)."""
+    from bench.core.processes import available_cores
+    from bench.full_table import full_table, single_frame_methods
+    from methods.registry import resolve_method_names
+
+    names = resolve_method_names(args.methods) if args.methods else single_frame_methods()
+    workers = args.workers if args.workers is not None else available_cores()
+    if workers < 1 or args.pairs < 1:
+        raise BenchError("--workers and --pairs must be at least 1")
+    projection = full_table(names, params, args.pairs, workers, args.save_outputs, size,
+                            log=lambda message: print(message, file=sys.stderr, flush=True))
+    cores = available_cores()
+    print(f"{args.pairs} pairs of {size[0]}x{size[1]}, {len(names)} methods, --workers {workers} on {cores} cores: "
+          f"{projection.threads} thread(s) a worker, {projection.images_per_worker} images a worker"
+          + (", outputs saved" if args.save_outputs else ""))
+    print("\n".join(projection.lines()))
+    print(f"projected wall time of the table: {projection.hours(projection.per_image()):.2f} h "
+          f"(= ceil({args.pairs} / {workers}) x {projection.per_image():.1f} s; each measured alone with "
+          f"{projection.threads} thread(s), workers assumed not to slow each other beyond their share of the cores)")
+    if args.csv:
+        import pandas as pd
+
+        rows = [{"method": name, "seconds_per_image": seconds} for name, seconds in projection.method_seconds.items()]
+        rows += [{"method": f"harness: {stage}", "seconds_per_image": value}
+                 for stage, value in projection.harness.items()]
+        pd.DataFrame(rows).to_csv(args.csv, index=False)
+    return 0 if all(s is not None for s in projection.method_seconds.values()) else EXIT_NOTHING_SUCCEEDED
 
 
 def cmd_noise(args: argparse.Namespace) -> int:

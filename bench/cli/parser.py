@@ -136,10 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     raw_pairs.set_defaults(handler=cmd_raw_pairs)
 
     speed = commands.add_parser("speed", help="time and peak memory of methods on one full-size frame")
-    speed.add_argument("--methods", required=True, help="comma-separated names or wildcards")
+    speed.add_argument("--methods", help="comma-separated names or wildcards (required, except with --full-table: "
+                                         "default every single-frame method)")
     speed.add_argument("--size", default="3472x4624", help="frame size HxW in sensor pixels (default 3472x4624)")
-    speed.add_argument("--params", type=Path, help='JSON file {"method": {"param": value}}')
+    speed.add_argument("--params", type=Path, help='JSON file {"method": {"param": value}}, as bench run takes it')
     speed.add_argument("--csv", type=Path, help="also write the table to this CSV file")
+    speed.add_argument("--full-table", action="store_true",
+                       help="time the methods and the harness with a worker's share of the cores and project the "
+                            "wall time of the --pairs table on --workers workers")
+    speed.add_argument("--workers", type=int, help="with --full-table: the run's workers (default: one per core)")
+    speed.add_argument("--pairs", type=int, default=100, help="with --full-table: images in the table (default 100)")
+    speed.add_argument("--save-outputs", action="store_true",
+                       help="with --full-table: the run saves every result's DNG (bench run --save-outputs)")
     speed.set_defaults(handler=cmd_speed)
 
     export = commands.add_parser("export", parents=[levels],

@@ -194,16 +194,21 @@ def read_dng(
     return RawImage(mosaic=mosaic, cfa=cfa, levels=levels, path=path, tags=tags)
 
 
-def read_dng_levels(path: str | os.PathLike, levels: LevelPolicy | None = None) -> tuple[Levels, tuple]:
+def read_dng_levels(path: str | os.PathLike, levels: LevelPolicy | None = None,
+                    data: bytes | None = None) -> tuple[Levels, tuple]:
     """The levels ``levels`` (default: the competition's) gives the DNG at ``path``, and the
-    ``(black per plane, white)`` its tags give, read like ``read_dng`` reads them but without decoding the
-    pixels. Raises BenchError naming the file as ``read_dng`` does."""
+    ``(black per plane, white)`` its tags give, read like ``read_dng`` reads them but without copying out the
+    pixels (rawpy unpacks the file to give its levels). data: the file's bytes when the caller already read
+    them. Raises BenchError naming the file as ``read_dng`` does."""
     import rawpy
 
     path = Path(path)
     try:
         with rawpy.RawPy() as raw:
-            raw.open_file(str(path))
+            if data is None:
+                raw.open_file(str(path))
+            else:
+                raw.open_buffer(io.BytesIO(data))
             pattern = np.asarray(raw.raw_pattern)
             per_channel, white = list(raw.black_level_per_channel), int(raw.white_level)
     except Exception as exc:

@@ -27,23 +27,38 @@ class Rendering:
     gains: tuple[float, float, float]
 
 
+def _mean_of_planes(packed: np.ndarray, planes: list[int]) -> np.ndarray:
+    """The ``(h, w)`` float64 mean of the listed planes of an ``(h, w, 4)`` image, summed in plane order (the
+    value ``np.mean`` over those planes gives, without stacking them)."""
+    total = packed[..., planes[0]].astype(np.float64)
+    for k in planes[1:]:
+        total += packed[..., k]
+    return total / len(planes) if len(planes) > 1 else total
+
+
+def rgb_channels(packed: np.ndarray, cfa: str) -> list[np.ndarray]:
+    """The R, G and B ``(h, w)`` float64 channels of an ``(h, w, 4)`` normalised packed image (greens
+    averaged): ``packed_rgb``'s, unstacked."""
+    return [_mean_of_planes(packed, [k for k, letter in enumerate(cfa) if letter == colour]) for colour in "RGB"]
+
+
 def packed_rgb(packed: np.ndarray, cfa: str) -> np.ndarray:
     """``(h, w, 4)`` normalised packed planes -> ``(h, w, 3)`` float64 half-resolution RGB (greens averaged)."""
-    channels = {}
-    for colour in "RGB":
-        planes = [packed[..., k] for k, letter in enumerate(cfa) if letter == colour]
-        channels[colour] = np.mean(planes, axis=0, dtype=np.float64)
-    return np.stack([channels["R"], channels["G"], channels["B"]], axis=-1)
+    return np.stack(rgb_channels(packed, cfa), axis=-1)
 
 
-def rendering_from_ground_truth(gt_packed: np.ndarray, cfa: str) -> Rendering:
+def rendering_from_ground_truth(gt_packed: np.ndarray, cfa: str,
+                                channels: list[np.ndarray] | None = None) -> Rendering:
     """Grey-world white balance and an exposure from the ground truth ``(h, w, 4)`` normalised packed image:
     the channel means are equalised to green's, then the 99th percentile of the balanced image goes to 0.95
-    (exposure gain kept within [1/4, 16])."""
-    rgb = packed_rgb(gt_packed, cfa)
-    means = np.maximum(rgb.reshape(-1, 3).mean(axis=0), 1e-6)
+    (exposure gain kept within [1/4, 16]). channels: ``rgb_channels(gt_packed, cfa)`` when the caller has them."""
+    channels = channels if channels is not None else rgb_channels(gt_packed, cfa)
+    means = np.maximum(np.array([channel.mean() for channel in channels]), 1e-6)
     balance = means[1] / means
-    high = float(np.percentile((rgb * balance).max(axis=-1), 99))
+    brightest, scaled = channels[0] * balance[0], np.empty_like(channels[0])
+    for channel, gain in zip(channels[1:], balance[1:]):
+        np.maximum(brightest, np.multiply(channel, gain, out=scaled), out=brightest)
+    high = float(np.percentile(brightest, 99, overwrite_input=True))
     exposure = float(np.clip(0.95 / max(high, 1e-6), 0.25, 16.0))
     return Rendering(tuple(float(g) for g in balance * exposure))
 
@@ -106,28 +121,38 @@ class MosaicCrop:
 def detail_window(gt_packed: np.ndarray, size: int = CROP_SIZE) -> tuple[int, int, int, int]:
     """The ``(top, left, height, width)`` sensor-pixel window (even, at most ``size`` square) of most detail
     in a ``(h, w, 4)`` normalised packed ground truth: the highest sum of squared gradients of its
-    gamma-encoded brightness."""
-    brightness = np.power(np.clip(gt_packed.mean(axis=-1, dtype=np.float64), 0.0, 1.0), 1 / 2.2)
+    gamma-encoded brightness. (Computed in place, a few float64 images of ``(h, w)`` at a time.)"""
+    brightness = _mean_of_planes(gt_packed, [0, 1, 2, 3])
+    np.power(np.clip(brightness, 0.0, 1.0, out=brightness), 1 / 2.2, out=brightness)
     h, w = brightness.shape
     win_h, win_w = min(size // 2, h), min(size // 2, w)
-    energy = np.zeros_like(brightness)
-    energy[:, 1:] += np.diff(brightness, axis=1) ** 2
-    energy[1:, :] += np.diff(brightness, axis=0) ** 2
-    integral = np.pad(energy.cumsum(axis=0).cumsum(axis=1), ((1, 0), (1, 0)))
-    sums = (integral[win_h:, win_w:] - integral[:-win_h, win_w:] - integral[win_h:, :-win_w]
-            + integral[:-win_h, :-win_w])
+    integral = np.zeros((h + 1, w + 1))  # of the energy, with a zero first row and column
+    energy = integral[1:, 1:]
+    step = np.diff(brightness, axis=1)
+    np.multiply(step, step, out=energy[:, 1:])
+    step = np.diff(brightness, axis=0)
+    energy[1:, :] += np.multiply(step, step, out=step)
+    del step, brightness
+    np.cumsum(energy, axis=0, out=energy)
+    np.cumsum(energy, axis=1, out=energy)
+    sums = integral[win_h:, win_w:] - integral[:-win_h, win_w:]
+    sums -= integral[win_h:, :-win_w]
+    sums += integral[:-win_h, :-win_w]
     i, j = np.unravel_index(int(np.argmax(sums)), sums.shape)
     return 2 * int(i), 2 * int(j), 2 * win_h, 2 * win_w
 
 
 def overview_thumbnail(gt_packed: np.ndarray, cfa: str, window: tuple[int, int, int, int],
-                       rendering: Rendering) -> np.ndarray:
+                       rendering: Rendering, channels: list[np.ndarray] | None = None) -> np.ndarray:
     """A small ``(h, w, 3)`` uint8 view of the whole ground truth (longest side ``_THUMBNAIL_SIDE``) with
-    the crop ``window`` outlined in red."""
-    rgb = to_srgb8(packed_rgb(gt_packed, cfa), rendering)
-    h, w = rgb.shape[:2]
+    the crop ``window`` outlined in red: the linear RGB shrunk by area averaging, then rendered. channels:
+    ``rgb_channels(gt_packed, cfa)`` when the caller has them."""
+    h, w = gt_packed.shape[:2]
     scale = min(1.0, _THUMBNAIL_SIDE / max(h, w))
-    thumb = area_resize(rgb, max(1, round(h * scale)), max(1, round(w * scale)))
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    channels = channels if channels is not None else rgb_channels(gt_packed, cfa)
+    small = np.stack([area_average(channel[..., None], *size)[..., 0] for channel in channels], axis=-1)
+    thumb = to_srgb8(small, rendering)
     top, left, height, width = window
     x0, y0 = int(left / 2 * scale), int(top / 2 * scale)
     x1, y1 = int((left + width) / 2 * scale) - 1, int((top + height) / 2 * scale) - 1
@@ -136,9 +161,15 @@ def overview_thumbnail(gt_packed: np.ndarray, cfa: str, window: tuple[int, int, 
 
 
 def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``(h, w, c)`` uint8 shrunk to ``(height, width, c)`` by area averaging (each output pixel the mean
-    of the input area it covers, partly covered pixels weighted by the part; OpenCV's INTER_AREA for
-    shrinking), rounded; the same size gives a copy."""
+    """``(h, w, c)`` uint8 shrunk to ``(height, width, c)`` by area averaging (``area_average``), rounded; the
+    same size gives a copy."""
+    return np.clip(np.rint(area_average(image, height, width)), 0, 255).astype(np.uint8)
+
+
+def area_average(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(h, w, c)`` (uint8, or floating) shrunk to ``(height, width, c)`` float64 by area averaging: each
+    output pixel the mean of the input area it covers, partly covered pixels weighted by the part (OpenCV's
+    INTER_AREA for shrinking)."""
     out = image
     for axis, size in ((0, height), (1, width)):
         n = out.shape[axis]
@@ -154,7 +185,7 @@ def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
         before = np.take(running, np.maximum(whole - 1, 0), axis=axis) * (whole > 0).reshape(shape)
         at_edges = before + (edges - whole).reshape(shape) * np.take(out, whole, axis=axis)
         out = np.diff(at_edges, axis=axis) * (size / n)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return np.asarray(out, dtype=np.float64)
 
 
 def _outline(image: np.ndarray, box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> None:

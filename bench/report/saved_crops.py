@@ -24,6 +24,7 @@ sensor pixels cut at ``origin``, all of one shape) and ``i{k}_overview`` (uint8 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import math
@@ -38,7 +39,7 @@ from bench.core.errors import BenchError
 from bench.core.files import atomic_write
 from bench.core.levels import Levels, level_range_problem
 from bench.report.rendering import (MosaicCrop, Rendering, crop_region, detail_window, overview_thumbnail,
-                                    rendering_from_ground_truth)
+                                    rendering_from_ground_truth, rgb_channels)
 from bench.report.statistics import choose_crop_images
 
 CROPS_FILE = "crops.npz"
@@ -81,9 +82,10 @@ def image_crops(image_id: str, role: str, noisy_mosaic: np.ndarray, gt_mosaic: n
 
     gt_packed = pack_normalized(gt_mosaic, levels.black_level, levels.white)
     window = detail_window(gt_packed)
-    rendering = rendering_from_ground_truth(gt_packed, cfa)
+    channels = rgb_channels(gt_packed, cfa)
+    rendering = rendering_from_ground_truth(gt_packed, cfa, channels)
     return ImageCrops(image_id, role, cfa, tuple(int(v) for v in gt_mosaic.shape), window, levels.black_level,
-                      levels.white, rendering, overview_thumbnail(gt_packed, cfa, window, rendering),
+                      levels.white, rendering, overview_thumbnail(gt_packed, cfa, window, rendering, channels),
                       MosaicCrop.cut(noisy_mosaic, window), MosaicCrop.cut(gt_mosaic, window))
 
 
@@ -91,14 +93,21 @@ def image_crops(image_id: str, role: str, noisy_mosaic: np.ndarray, gt_mosaic: n
 # one result's crop, as the cache stores it
 
 
-def result_crop(output_mosaic: np.ndarray, gt_mosaic: np.ndarray, levels: Levels) -> dict:
-    """The crop fact of one result: the pixels of its ``(H, W)`` uint16 written-back ``output_mosaic`` that
-    the report renders for the image whose ground truth is ``gt_mosaic`` (normalised with ``levels``;
-    ``crop_fact`` format)."""
+def crop_window(gt_mosaic: np.ndarray, levels: Levels) -> tuple[int, int, int, int]:
+    """The report's crop window ``(top, left, height, width)`` of the image whose ``(H, W)`` uint16 ground
+    truth is ``gt_mosaic`` (normalised with ``levels``): ``detail_window`` of it."""
     from bench.core.rawio import pack_normalized
 
-    window = detail_window(pack_normalized(gt_mosaic, levels.black_level, levels.white))
-    return crop_fact(MosaicCrop.cut(output_mosaic, window))
+    return detail_window(pack_normalized(gt_mosaic, levels.black_level, levels.white))
+
+
+def result_crop(output_mosaic: np.ndarray, gt_mosaic: np.ndarray, levels: Levels,
+                window: tuple[int, int, int, int] | None = None) -> dict:
+    """The crop fact of one result: the pixels of its ``(H, W)`` uint16 written-back ``output_mosaic`` that
+    the report renders for the image whose ground truth is ``gt_mosaic`` (normalised with ``levels``;
+    ``crop_fact`` format). window: ``crop_window(gt_mosaic, levels)`` when the caller already has it (the
+    methods of one image share it)."""
+    return crop_fact(MosaicCrop.cut(output_mosaic, window or crop_window(gt_mosaic, levels)))
 
 
 def crop_fact(crop: MosaicCrop) -> dict:
@@ -169,12 +178,14 @@ def _check_crop(crop: MosaicCrop, where: str, shape: tuple[int, int] | None = No
 
 
 def write_run_crops(run_dir: Path, dataset, per_image: pd.DataFrame, references: set[str],
-                    crops: dict[tuple[str, str], dict], expected: dict[str, tuple[str, ...]]) -> Path | None:
+                    crops: dict[tuple[str, str], dict], expected: dict[str, tuple[str, ...]],
+                    images: dict[str, ImageCrops] | None = None) -> Path | None:
     """Write ``run_dir/crops.npz`` for the images ``choose_crop_images`` picks from ``per_image`` (the run's
-    rows; ``references`` the reference methods): their noisy and ground-truth crops, read again from the
-    dataset and used only when the files still hash to ``expected[image][:2]``, and every method crop
-    ``crops[(method, image)]`` (``crop_fact`` format) of that window. Returns the path, or None when there
-    is nothing to save. Raises (BenchError, OSError, ValueError) on a problem; the caller decides."""
+    rows; ``references`` the reference methods): their noisy and ground-truth crops, rendering and overview
+    (``images[image]``, made by the run's tasks from the files they read at the run's hashes; else read again
+    from the dataset and used only when the files still hash to ``expected[image][:2]``), and every method
+    crop ``crops[(method, image)]`` (``crop_fact`` format) of that window. Returns the path, or None when
+    there is nothing to save. Raises (BenchError, OSError, ValueError) on a problem; the caller decides."""
     from bench.datasets import load_item
 
     items = {item.image_id: item for item in dataset.items}
@@ -183,10 +194,13 @@ def write_run_crops(run_dir: Path, dataset, per_image: pd.DataFrame, references:
         methods = {method: crop for (method, image), crop in crops.items() if image == image_id and crop}
         if image_id not in items or not methods:
             continue
-        pair = load_item(dataset, items[image_id])
-        if (pair.noisy_sha256, pair.gt_sha256) != tuple(expected[image_id][:2]):
-            continue  # changed since the run hashed it: the report falls back to what it can find
-        image = image_crops(image_id, role, pair.noisy.mosaic, pair.gt.mosaic, pair.gt.cfa, pair.gt.levels)
+        if images and image_id in images:
+            image = dataclasses.replace(images[image_id], role=role, methods={})
+        else:
+            pair = load_item(dataset, items[image_id])
+            if (pair.noisy_sha256, pair.gt_sha256) != tuple(expected[image_id][:2]):
+                continue  # changed since the run hashed it: the report falls back to what it can find
+            image = image_crops(image_id, role, pair.noisy.mosaic, pair.gt.mosaic, pair.gt.cfa, pair.gt.levels)
         for method, fact in methods.items():
             crop = crop_from_fact(fact)
             if crop.window == image.window and crop.origin == image.noisy.origin \
