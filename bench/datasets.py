@@ -44,6 +44,8 @@ from bench.core.rawio import DngLayout, RawImage, inspect_dng, pack, read_dng, r
 GT_DIR = "ground truth"
 NOISY_DIR = "noisy"
 NOISE_PROFILE_FILE = "noise_profile.csv"
+#: Optional folder of the linear scenes the ground truths were mosaicked from (``bench.detailed_scenes``).
+LINEAR_DIR = "linear"
 BURST_DIR = "burst"
 _GT_NAME = re.compile(r"^(\d+)_gt\.dng$", re.IGNORECASE)
 NOISY_FILE_NAME = re.compile(r"^(\d+)_noise\.dng$", re.IGNORECASE)
@@ -82,6 +84,9 @@ class Dataset:
     #: linear RGB ``(H, W, 3)`` float in [0, 1] whose mosaic is the ground truth. Synthetic bursts move
     #: this image instead of a demosaicked ground truth.
     clean_linear: Callable[[str], np.ndarray] | None = None
+    #: A folder's own linear scenes, ``linear/{i}_linear.npy`` (``(H, W, 3)`` float in [0, 1]), by image id:
+    #: read (and hashed into the cache key) by the tasks that synthesise moving bursts from them.
+    linear_paths: dict[str, Path] = field(default_factory=dict)
     #: "folder" (a user's dataset, reopened from ``root``) or "embedded" (the suite's own, rebuilt on demand).
     origin: str = "folder"
 
@@ -106,7 +111,7 @@ class Dataset:
         warnings of ``preflight`` (which also hashes every file)."""
         return self.preflight(burst_frames).warnings
 
-    def preflight(self, burst_frames: int = 1) -> "Preflight":
+    def preflight(self, burst_frames: int = 1, linear: bool = False) -> "Preflight":
         """Check every file before any work, reading each once (its bytes hashed and decoded together):
 
         * every file's structure: exists, is a DNG, not truncated (``bench.core.rawio.inspect_dng``);
@@ -119,7 +124,9 @@ class Dataset:
           1024/16383) is refused here; every file is checked again when ``load_item`` decodes it.
 
         With ``burst_frames`` > 1 on a real-burst dataset, the first ``burst_frames - 1`` burst frames of
-        every image are checked too (structure, size and levels). BenchError naming the file on a problem.
+        every image are checked too (structure, size and levels). With ``linear``, the linear scenes of
+        ``linear_paths`` are hashed as well (moving synthetic bursts read them). BenchError naming the file
+        on a problem.
         """
         real_frames = burst_frames - 1 if self.has_real_bursts else 0
         for item in self.items:
@@ -154,6 +161,9 @@ class Dataset:
                     noisy_levels = levels
                 else:
                     check_same_levels(item.noisy_path, noisy_levels, path, levels)
+        if linear:
+            for path in self.linear_paths.values():
+                found.hashes[path] = sha256_bytes(read_bytes(path))
         if len(first) == 2 and first[1].cfa != first[0].cfa:
             raise BenchError(f"{first[0].path}: CFA {first[0].cfa} differs from ground truth's {first[1].cfa}")
         found.pixel_notes = [check_levels(image.mosaic, image.black_level, image.white_level, image.path,
@@ -368,7 +378,26 @@ def open_dataset(
             f"{root}: no images found (expected '{GT_DIR}/{{i}}_gt.dng' + '{NOISY_DIR}/{{i}}_noise.dng', "
             f"or 'noisy{{i}}.dng')"
         )
-    return Dataset(name, root, items, policy, _read_true_noise(root))
+    linear = {image_id: root / LINEAR_DIR / f"{image_id}_linear.npy" for image_id in (item.image_id for item in items)
+              if (root / LINEAR_DIR / f"{image_id}_linear.npy").is_file()}
+    return Dataset(name, root, items, policy, _read_true_noise(root), linear_paths=linear)
+
+
+def read_linear_scene(path: Path, data: bytes, shape: tuple[int, int]) -> np.ndarray:
+    """Decode a linear scene file's bytes (a ``.npy`` of ``(H, W, 3)`` floats in [0, 1] the size of the
+    image's mosaic) -> float64; BenchError naming the file for anything else."""
+    import io
+
+    try:
+        scene = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise BenchError(f"{path}: not a readable .npy linear scene ({exc})") from None
+    if scene.shape != (*shape, 3) or not np.issubdtype(scene.dtype, np.floating):
+        raise BenchError(f"{path}: a linear scene must be float ({shape[0]}, {shape[1]}, 3), got {scene.dtype} "
+                         f"{scene.shape}")
+    if not np.isfinite(scene).all() or scene.min() < 0 or scene.max() > 1:
+        raise BenchError(f"{path}: a linear scene must hold finite values in [0, 1]")
+    return scene.astype(np.float64)
 
 
 def _numbered(folder: Path, pattern: re.Pattern) -> dict[int, Path]:

@@ -23,7 +23,9 @@ import numpy as np
 
 from bench.burst import BurstSpec, packed_frames, synthesize_burst
 from bench.cache import InvalidEntry, make_key, require_number
-from bench.datasets import Dataset, DatasetItem, LoadedPair, check_same_levels, load_burst_frames, load_item
+from bench.core.files import sha256_bytes
+from bench.datasets import (Dataset, DatasetItem, LoadedPair, check_same_levels, load_burst_frames, load_item,
+                            read_bytes, read_linear_scene)
 from bench.core.errors import BenchError
 from bench.core.levels import LevelPolicy, Levels
 from bench.core.metrics import ImageScores, score_mosaic
@@ -50,6 +52,9 @@ class LoadedInputs:
     pair: LoadedPair
     burst_frames: tuple[RawImage, ...]
     hashes: tuple[str, ...]
+    #: The folder's linear scene of the image, decoded from the bytes hashed last in ``hashes``, when a moving
+    #: synthetic burst is made from it; else None.
+    clean_linear: np.ndarray | None = None
 
     @cached_property
     def packed(self) -> np.ndarray:
@@ -65,7 +70,15 @@ def input_paths(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) ->
     paths = [item.noisy_path, item.gt_path]
     if burst is not None and burst.frames > 1 and dataset.has_real_bursts:
         paths += list(item.burst_paths[:burst.frames - 1])
+    if uses_linear_scene(dataset, item, burst):
+        paths.append(dataset.linear_paths[item.image_id])
     return paths
+
+
+def uses_linear_scene(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) -> bool:
+    """Whether a task on ``item`` makes a moving synthetic burst from the folder's linear scene of it."""
+    return (burst is not None and burst.frames > 1 and not burst.static and not dataset.has_real_bursts
+            and item.image_id in dataset.linear_paths)
 
 
 def load_inputs(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) -> LoadedInputs:
@@ -80,7 +93,13 @@ def load_inputs(dataset: Dataset, item: DatasetItem, burst: BurstSpec | None) ->
                                  f"{pair.noisy.shape} / {pair.noisy.cfa}")
             check_same_levels(pair.item.noisy_path, pair.noisy.levels, image.path, image.levels)
     hashes = (pair.noisy_sha256, pair.gt_sha256, *(digest for _, digest in frames))
-    return LoadedInputs(pair, tuple(image for image, _ in frames), hashes)
+    scene = None
+    if uses_linear_scene(dataset, item, burst):
+        path = dataset.linear_paths[item.image_id]
+        data = read_bytes(path)
+        scene = read_linear_scene(path, data, pair.gt.mosaic.shape)
+        hashes = (*hashes, sha256_bytes(data))
+    return LoadedInputs(pair, tuple(image for image, _ in frames), hashes, scene)
 
 
 # ------------------------------------------------------------------------------------------- noise
@@ -202,7 +221,9 @@ def make_noisy_raw(inputs: LoadedInputs, dataset: Dataset, noise: NoiseEstimate,
         else:
             true = dataset.true_noise.get(image_id)
             generator = true if true is not None else noise.profile()
-            clean_rgb = dataset.clean_linear(image_id) if dataset.clean_linear and not burst.static else None
+            clean_rgb = inputs.clean_linear
+            if clean_rgb is None and dataset.clean_linear and not burst.static:
+                clean_rgb = dataset.clean_linear(image_id)
             mosaics = synthesize_burst(burst, image_id, pair.noisy.mosaic, pair.gt.mosaic, pair.noisy.cfa,
                                        generator, pair.noisy.levels, clean_rgb)
             frames = packed_frames(mosaics, pair.noisy.levels)

@@ -129,7 +129,8 @@ def run_benchmark(config: RunConfig, log: Callable[[str], None] | None = None) -
     for name, reason in unavailable.items():
         log(f"warning: method {name} cannot run here ({reason}); its rows are recorded as failed")
     frames = config.burst.frames if config.burst else 1
-    preflight = dataset.preflight(burst_frames=frames)  # every file read once: checked, hashed, its levels
+    moving = config.burst is not None and frames > 1 and not config.burst.static
+    preflight = dataset.preflight(burst_frames=frames, linear=moving)  # every file read once: checked, hashed
     warned = dict.fromkeys(preflight.warnings)
     for message in warned:
         log(f"warning: {message}")

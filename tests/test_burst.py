@@ -260,3 +260,55 @@ def test_take_whole_cells_moves_by_the_rounded_field():
     field = np.broadcast_to(np.array([0.6, -1.4], np.float32), (6, 8, 2))
     out = take_whole_cells(frame, field)
     np.testing.assert_array_equal(out[1:-1, 1:-1], frame[2:, :-2][:4, :6])
+
+
+@pytest.fixture
+def detailed_folder(tmp_path):
+    """Two detailed scenes (bench.detailed_scenes) written as a pair folder with their linear scenes."""
+    import cv2
+
+    from bench.detailed_scenes import detailed_scenes, write_detailed_set
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        ys, xs = np.mgrid[0:96, 0:128]
+        image = 127 + 100 * np.sin(xs / (3.0 + k))[..., None] * np.cos(ys / 5.0)[..., None] + rng.normal(0, 5, (96, 128, 3))
+        cv2.imwrite(str(photos / f"{k}.png"), np.clip(image, 0, 255).astype(np.uint8))
+    write_detailed_set(detailed_scenes([photos], 2), tmp_path / "set")
+    return tmp_path / "set"
+
+
+def test_moving_bursts_of_a_folder_move_its_linear_scene_and_key_on_its_bytes(detailed_folder):
+    from bench.evaluation import input_paths, load_inputs
+
+    dataset = open_dataset(detailed_folder)
+    item = dataset.items[0]
+    spec = BurstSpec(4)
+    assert input_paths(dataset, item, spec)[-1].name == "0_linear.npy"
+    assert input_paths(dataset, item, BurstSpec(4, max_shift=0, max_rotation=0))[-1].name == "0_gt.dng"
+    loaded = load_inputs(dataset, item, spec)
+    assert len(loaded.hashes) == 3 and loaded.clean_linear.shape == (*loaded.pair.gt.mosaic.shape, 3)
+    scene = np.load(detailed_folder / "linear" / "0_linear.npy")
+    np.save(detailed_folder / "linear" / "0_linear.npy", np.clip(scene * 0.9, 0, 1))
+    assert load_inputs(dataset, item, spec).hashes[2] != loaded.hashes[2]  # another scene, another cache key
+
+
+def test_a_damaged_linear_scene_is_named(detailed_folder):
+    from bench.evaluation import load_inputs
+
+    (detailed_folder / "linear" / "1_linear.npy").write_bytes(b"not numpy")
+    dataset = open_dataset(detailed_folder)
+    with pytest.raises(BenchError, match="1_linear.npy: not a readable .npy linear scene"):
+        load_inputs(dataset, dataset.items[1], BurstSpec(4))
+
+
+def test_burst_run_on_a_folder_with_linear_scenes(detailed_folder, tmp_path):
+    from tests.test_cli import bench
+
+    result = bench("run", "--data", str(detailed_folder), "--methods", "noisy,burst_mean", "--burst", "4",
+                   "--noise", "oracle", "--workers", "1", "--out", str(tmp_path / "runs"))
+    assert result.returncode == 0, result.stderr
+    rows = (next((tmp_path / "runs").glob("*/*")) / "per_image.csv").read_text().splitlines()[1:]
+    assert len(rows) == 4 and all(",ok," in row for row in rows), rows
