@@ -19,6 +19,14 @@ Method: bm3d (classical), parameters:
     speed = 'standard'
     tile_size = 512
     workers = 0
+    step_ht = 0
+    max_3d_size_ht = 0
+    search_window_ht = 0
+    bs_wiener = 0
+    step_wiener = 0
+    max_3d_size_wiener = 0
+    search_window_wiener = 0
+    wiener = True
 Chosen from: results/embedded/20261201-223734, the highest mean Score there (65.10) among the methods `bench export --best` could consider.
 
 Needs: bm3d, numpy, rawpy, scipy, tifffile.
@@ -1221,24 +1229,53 @@ def _spans(length: int, tile_size: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def bm3d_joint(channels: np.ndarray, sigma: float, speed: str = "standard") -> np.ndarray:
-    """BM3D, both stages, single-threaded, of ``(h, w, c)`` float64 channels with white noise of std ``sigma``
-    in each; blocks are matched in channel 0. Returns the denoised ``(h, w, c)`` float64.
+#: The bm3d package's profile fields that the method's parameters of the same names set (0: the value of the
+#: profile ``speed`` picks). ``_ht``: the hard-thresholding stage, ``_wiener``: the Wiener stage; ``step``:
+#: distance between reference blocks, ``max_3d_size``: most blocks stacked per group, ``search_window``: side
+#: of the block-matching search area, ``bs``: block side.
+PROFILE_FIELDS = ("step_ht", "max_3d_size_ht", "search_window_ht", "bs_wiener", "step_wiener",
+                  "max_3d_size_wiener", "search_window_wiener")
+
+
+def package_profile(speed: str, overrides: tuple[tuple[str, int], ...] = ()):
+    """The bm3d package profile: ``BM3DProfile`` ("standard") or ``BM3DProfileLC`` ("fast", sparser
+    reference blocks, smaller search windows), with each ``(field, value)`` of ``overrides`` (fields of
+    ``PROFILE_FIELDS``, value 0 = keep the profile's) set on it."""
+    import bm3d
+
+    profile = bm3d.BM3DProfileLC() if speed == "fast" else bm3d.BM3DProfile()
+    for field_name, value in overrides:
+        if field_name not in PROFILE_FIELDS:
+            raise ValueError(f"not a BM3D profile field this method sets: {field_name!r}")
+        if value:
+            setattr(profile, field_name, int(value))
+    return profile
+
+
+def bm3d_joint(channels: np.ndarray, sigma: float, speed: str = "standard",
+               overrides: tuple[tuple[str, int], ...] = (), wiener: bool = True) -> np.ndarray:
+    """BM3D, single-threaded, of ``(h, w, c)`` float64 channels with white noise of std ``sigma`` in each;
+    blocks are matched in channel 0. Profile: ``package_profile(speed, overrides)``; both stages, or the
+    hard-thresholding stage alone when ``wiener`` is False. Returns the denoised ``(h, w, c)`` float64.
     Module-level so that worker processes can run it."""
     import bm3d
 
-    # "fast": the package's low-complexity profile (sparser reference blocks, smaller search windows)
-    profile = bm3d.BM3DProfileLC() if speed == "fast" else bm3d.BM3DProfile()
+    profile = package_profile(speed, overrides)
     profile.num_threads = 1  # deterministic: the package's threads reorder float sums
-    denoised = bm3d.bm3d(channels, sigma_psd=[sigma] * channels.shape[-1], profile=profile,
-                         stage_arg=bm3d.BM3DStages.ALL_STAGES)
+    stages = bm3d.BM3DStages.ALL_STAGES if wiener else bm3d.BM3DStages.HARD_THRESHOLDING
+    denoised = bm3d.bm3d(channels, sigma_psd=[sigma] * channels.shape[-1], profile=profile, stage_arg=stages)
     return np.asarray(denoised, dtype=np.float64).reshape(channels.shape)
 
 
 def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, speed: str, tile_size: int,
-                workers: int) -> np.ndarray:
+                workers: int, step_ht: int = 0, max_3d_size_ht: int = 0, search_window_ht: int = 0,
+                bs_wiener: int = 0, step_wiener: int = 0, max_3d_size_wiener: int = 0,
+                search_window_wiener: int = 0, wiener: bool = True) -> np.ndarray:
     """``(h, w, 4)`` float32 noisy normalised image with noise ``profile`` -> the denoised ``(h, w, 4)``
     float32 in [0, 1]. Parameters as declared on ``BM3D``."""
+    overrides = (("step_ht", step_ht), ("max_3d_size_ht", max_3d_size_ht), ("search_window_ht", search_window_ht),
+                 ("bs_wiener", bs_wiener), ("step_wiener", step_wiener),
+                 ("max_3d_size_wiener", max_3d_size_wiener), ("search_window_wiener", search_window_wiener))
 
     def filter_unit_noise(stabilised: np.ndarray) -> np.ndarray:
         # (h, w, 4) float64 with unit noise std -> denoised (h, w, 4) float64
@@ -1249,12 +1286,13 @@ def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, s
         speeds = [speed] * len(crops)
         processes = min(workers if workers > 0 else min(MAX_WORKERS, available_cores()), len(crops))
         if processes == 1:
-            results = [bm3d_joint(crop, sigma, speed) for crop, sigma in zip(crops, sigmas)]
+            results = [bm3d_joint(crop, sigma, speed, overrides, wiener) for crop, sigma in zip(crops, sigmas)]
         else:
             spawn = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=processes, mp_context=spawn, initializer=die_with_parent,
                                      initargs=(os.getpid(),)) as pool:
-                results = list(pool.map(bm3d_joint, crops, sigmas, speeds))
+                results = list(pool.map(bm3d_joint, crops, sigmas, speeds, [overrides] * len(crops),
+                                        [wiener] * len(crops)))
         denoised = np.empty_like(channels)
         for tile, result in zip(tiles, results):
             denoised[tile.core] = result[tile.core_in_padded]
@@ -1266,9 +1304,9 @@ def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, s
 # ---- this submission
 #: Where each input's black and white levels come from (see LevelPolicy).
 LEVELS = LevelPolicy(mode='competition', black=1024, white=16383)
-DESCRIPTION = "bm3d (sigma_scale=0.9, speed='standard', tile_size=512, workers=0): BM3D (reference bm3d package, both stages) on the 4 Bayer planes jointly after a VST and a 2x2 Haar."
+DESCRIPTION = "bm3d (sigma_scale=0.9, speed='standard', tile_size=512, workers=0, step_ht=0, max_3d_size_ht=0, search_window_ht=0, bs_wiener=0, step_wiener=0, max_3d_size_wiener=0, search_window_wiener=0, wiener=True): BM3D (reference bm3d package, both stages) on the 4 Bayer planes jointly after a VST and a 2x2 Haar."
 
-PARAMETERS = {'sigma_scale': 0.9, 'speed': 'standard', 'tile_size': 512, 'workers': 0}
+PARAMETERS = {'sigma_scale': 0.9, 'speed': 'standard', 'tile_size': 512, 'workers': 0, 'step_ht': 0, 'max_3d_size_ht': 0, 'search_window_ht': 0, 'bs_wiener': 0, 'step_wiener': 0, 'max_3d_size_wiener': 0, 'search_window_wiener': 0, 'wiener': True}
 
 
 def denoise_image(packed: np.ndarray, profile: NoiseProfile, cfa: str) -> np.ndarray:

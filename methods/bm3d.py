@@ -23,6 +23,12 @@ result is bit-identical whatever the number of workers. Workers are started with
 inherit the threads or locks of the calling process (OpenCV, BLAS, a test runner); a script that calls this
 method on a multi-tile image with more than one worker therefore needs the usual
 ``if __name__ == "__main__":`` guard.
+
+The profile is the package's standard one or, with ``speed="fast"``, its low-complexity one; the profile
+parameters (``step_ht`` ... ``search_window_wiener``, ``wiener``) change single fields of it, 0 keeping the
+profile's own value, so the defaults run the standard profile unchanged. ``results/params/bm3d-night.json`` is
+the fastest choice found within 0.05 dB of the standard profile (README, *BM3D at night speed*;
+``python -m bench.benchmarks.bm3d_profiles``).
 """
 
 from __future__ import annotations
@@ -84,24 +90,53 @@ def _spans(length: int, tile_size: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def bm3d_joint(channels: np.ndarray, sigma: float, speed: str = "standard") -> np.ndarray:
-    """BM3D, both stages, single-threaded, of ``(h, w, c)`` float64 channels with white noise of std ``sigma``
-    in each; blocks are matched in channel 0. Returns the denoised ``(h, w, c)`` float64.
+#: The bm3d package's profile fields that the method's parameters of the same names set (0: the value of the
+#: profile ``speed`` picks). ``_ht``: the hard-thresholding stage, ``_wiener``: the Wiener stage; ``step``:
+#: distance between reference blocks, ``max_3d_size``: most blocks stacked per group, ``search_window``: side
+#: of the block-matching search area, ``bs``: block side.
+PROFILE_FIELDS = ("step_ht", "max_3d_size_ht", "search_window_ht", "bs_wiener", "step_wiener",
+                  "max_3d_size_wiener", "search_window_wiener")
+
+
+def package_profile(speed: str, overrides: tuple[tuple[str, int], ...] = ()):
+    """The bm3d package profile: ``BM3DProfile`` ("standard") or ``BM3DProfileLC`` ("fast", sparser
+    reference blocks, smaller search windows), with each ``(field, value)`` of ``overrides`` (fields of
+    ``PROFILE_FIELDS``, value 0 = keep the profile's) set on it."""
+    import bm3d
+
+    profile = bm3d.BM3DProfileLC() if speed == "fast" else bm3d.BM3DProfile()
+    for field_name, value in overrides:
+        if field_name not in PROFILE_FIELDS:
+            raise ValueError(f"not a BM3D profile field this method sets: {field_name!r}")
+        if value:
+            setattr(profile, field_name, int(value))
+    return profile
+
+
+def bm3d_joint(channels: np.ndarray, sigma: float, speed: str = "standard",
+               overrides: tuple[tuple[str, int], ...] = (), wiener: bool = True) -> np.ndarray:
+    """BM3D, single-threaded, of ``(h, w, c)`` float64 channels with white noise of std ``sigma`` in each;
+    blocks are matched in channel 0. Profile: ``package_profile(speed, overrides)``; both stages, or the
+    hard-thresholding stage alone when ``wiener`` is False. Returns the denoised ``(h, w, c)`` float64.
     Module-level so that worker processes can run it."""
     import bm3d
 
-    # "fast": the package's low-complexity profile (sparser reference blocks, smaller search windows)
-    profile = bm3d.BM3DProfileLC() if speed == "fast" else bm3d.BM3DProfile()
+    profile = package_profile(speed, overrides)
     profile.num_threads = 1  # deterministic: the package's threads reorder float sums
-    denoised = bm3d.bm3d(channels, sigma_psd=[sigma] * channels.shape[-1], profile=profile,
-                         stage_arg=bm3d.BM3DStages.ALL_STAGES)
+    stages = bm3d.BM3DStages.ALL_STAGES if wiener else bm3d.BM3DStages.HARD_THRESHOLDING
+    denoised = bm3d.bm3d(channels, sigma_psd=[sigma] * channels.shape[-1], profile=profile, stage_arg=stages)
     return np.asarray(denoised, dtype=np.float64).reshape(channels.shape)
 
 
 def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, speed: str, tile_size: int,
-                workers: int) -> np.ndarray:
+                workers: int, step_ht: int = 0, max_3d_size_ht: int = 0, search_window_ht: int = 0,
+                bs_wiener: int = 0, step_wiener: int = 0, max_3d_size_wiener: int = 0,
+                search_window_wiener: int = 0, wiener: bool = True) -> np.ndarray:
     """``(h, w, 4)`` float32 noisy normalised image with noise ``profile`` -> the denoised ``(h, w, 4)``
     float32 in [0, 1]. Parameters as declared on ``BM3D``."""
+    overrides = (("step_ht", step_ht), ("max_3d_size_ht", max_3d_size_ht), ("search_window_ht", search_window_ht),
+                 ("bs_wiener", bs_wiener), ("step_wiener", step_wiener),
+                 ("max_3d_size_wiener", max_3d_size_wiener), ("search_window_wiener", search_window_wiener))
 
     def filter_unit_noise(stabilised: np.ndarray) -> np.ndarray:
         # (h, w, 4) float64 with unit noise std -> denoised (h, w, 4) float64
@@ -112,12 +147,13 @@ def bm3d_packed(packed: np.ndarray, profile: NoiseProfile, sigma_scale: float, s
         speeds = [speed] * len(crops)
         processes = min(workers if workers > 0 else min(MAX_WORKERS, available_cores()), len(crops))
         if processes == 1:
-            results = [bm3d_joint(crop, sigma, speed) for crop, sigma in zip(crops, sigmas)]
+            results = [bm3d_joint(crop, sigma, speed, overrides, wiener) for crop, sigma in zip(crops, sigmas)]
         else:
             spawn = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=processes, mp_context=spawn, initializer=die_with_parent,
                                      initargs=(os.getpid(),)) as pool:
-                results = list(pool.map(bm3d_joint, crops, sigmas, speeds))
+                results = list(pool.map(bm3d_joint, crops, sigmas, speeds, [overrides] * len(crops),
+                                        [wiener] * len(crops)))
         denoised = np.empty_like(channels)
         for tile, result in zip(tiles, results):
             denoised[tile.core] = result[tile.core_in_padded]
@@ -144,15 +180,31 @@ class BM3D(Method):
                          valid=at_least(0))
     workers: int = param(0, "worker processes: 0 = min(4, the cores this process may use), 1 = everything in "
                             "this process", valid=at_least(0))
+    step_ht: int = param(0, "hard-thresholding stage: pixels between reference blocks (0: the profile's, "
+                            "standard 3, fast 6)", valid=at_least(0))
+    max_3d_size_ht: int = param(0, "hard-thresholding stage: most blocks stacked per group, a power of 2 (0: the "
+                                   "profile's, 16)", valid=at_least(0))
+    search_window_ht: int = param(0, "hard-thresholding stage: side of the block-matching search area, odd "
+                                     "(0: the profile's, standard 39, fast 25)", valid=at_least(0))
+    bs_wiener: int = param(0, "Wiener stage: block side (0: the profile's, 8)", valid=at_least(0))
+    step_wiener: int = param(0, "Wiener stage: pixels between reference blocks (0: the profile's, standard 3, "
+                                "fast 5)", valid=at_least(0))
+    max_3d_size_wiener: int = param(0, "Wiener stage: most blocks stacked per group, a power of 2 (0: the "
+                                       "profile's, standard 32, fast 16)", valid=at_least(0))
+    search_window_wiener: int = param(0, "Wiener stage: side of the block-matching search area, odd (0: the "
+                                         "profile's, standard 39, fast 25)", valid=at_least(0))
+    wiener: bool = param(True, "run the Wiener stage after hard thresholding (False: hard thresholding only)")
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         return bm3d_packed(raw.packed, raw.noise, **self.param_values())
 
     def library_call(self, packed: np.ndarray, sigma: float) -> np.ndarray:
-        """The bm3d package, both stages, on the four planes as they are (no stabilisation, no Haar, no
-        tiles, the package's own threads), noise std ``sigma_scale * sigma`` in each -> ``(h, w, 4)`` float64."""
+        """The bm3d package with this method's profile and stages, on the four planes as they are (no
+        stabilisation, no Haar, no tiles, the package's own threads), noise std ``sigma_scale * sigma`` in
+        each -> ``(h, w, 4)`` float64."""
         import bm3d
 
-        profile = bm3d.BM3DProfileLC() if self.speed == "fast" else bm3d.BM3DProfile()
+        profile = package_profile(self.speed, tuple((name, getattr(self, name)) for name in PROFILE_FIELDS))
+        stages = bm3d.BM3DStages.ALL_STAGES if self.wiener else bm3d.BM3DStages.HARD_THRESHOLDING
         return bm3d.bm3d(packed.astype(np.float64), sigma_psd=[self.sigma_scale * sigma] * packed.shape[-1],
-                         profile=profile, stage_arg=bm3d.BM3DStages.ALL_STAGES)
+                         profile=profile, stage_arg=stages)
