@@ -27,13 +27,13 @@ Method: bm3d (classical), parameters:
     max_3d_size_wiener = 0
     search_window_wiener = 0
     wiener = True
-Chosen from: results/embedded/20261201-223734, the highest mean Score there (65.10) among the methods `bench export --best` could consider.
+Chosen from: results/embedded/20261201-234208, the highest mean Score there (65.10) among the methods `bench export --best` could consider.
 
 Needs: bm3d, numpy, rawpy, scipy, tifffile.
 
 Generated from raw-bench's own source (bench/codegen.py copies the functions the benchmark ran,
 unchanged, grouped by the file they come from); do not edit. Regenerate with
-    python -m bench export --best results/embedded/20261201-223734 --kind classical --script alg.py
+    python -m bench export --best results/embedded/20261201-234208 --kind classical --script alg.py
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from tests.helpers import smooth_clean_mosaic
 
 REPO = Path(__file__).resolve().parent.parent
 #: The committed run the repository's alg.py is exported from (see the README's Submission section).
-ROOT_ALG_RUN = "results/embedded/20261201-223734"
+ROOT_ALG_RUN = "results/embedded/20261201-234208"
 
 
 def write_test_folder(root: Path, count: int = 2, height: int = 64, width: int = 96) -> Path:
