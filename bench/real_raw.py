@@ -26,7 +26,7 @@ from bench.core.cfa import bayer_offset, check_bayer
 from bench.core.errors import BenchError
 from bench.core.levels import LevelPolicy, denormalize, normalize
 from bench.core.noise_model import A_RANGE, B_RANGE, NoiseProfile, add_noise
-from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, pack_normalized, read_dng
+from bench.core.rawio import COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL, pack, pack_normalized, read_dng, unpack
 
 #: A capture whose 99.9th percentile (normalised by its own levels) is below this is scaled up ...
 UNDEREXPOSED_BELOW = 0.5
@@ -89,8 +89,8 @@ def load_capture(path: Path) -> CleanCapture:
     raw = read_dng(path, LevelPolicy("file"))
     cfa = check_bayer(raw.cfa, path)
     rows, cols = bggr_crop(cfa, raw.mosaic.shape)
-    normalised = np.clip(normalize(_planes_of(raw.mosaic), raw.levels.black_level, raw.levels.white), 0, 1)
-    mosaic = _mosaic_of_planes(normalised)[rows, cols]
+    normalised = np.clip(normalize(pack(raw.mosaic), raw.levels.black_level, raw.levels.white), 0, 1)
+    mosaic = unpack(normalised)[rows, cols]
     if min(mosaic.shape) < 64:
         raise BenchError(f"{path}: mosaic {raw.mosaic.shape} is too small for a training scene (64 px a side)")
     top = float(np.percentile(mosaic, 99.9))
@@ -99,17 +99,6 @@ def load_capture(path: Path) -> CleanCapture:
         mosaic = np.clip(mosaic * np.float32(gain), 0.0, 1.0)
     gt = denormalize(mosaic, COMPETITION_BLACK_LEVEL, COMPETITION_WHITE_LEVEL)
     return CleanCapture(path.stem, path, gt, cfa, (rows.start, cols.start), float(gain), raw.tags)
-
-
-def _planes_of(mosaic: np.ndarray) -> np.ndarray:
-    """``(H, W)`` -> ``(H/2, W/2, 4)`` planes in file order (what per-plane black levels index)."""
-    height, width = mosaic.shape
-    return mosaic.reshape(height // 2, 2, width // 2, 2).transpose(0, 2, 1, 3).reshape(height // 2, width // 2, 4)
-
-
-def _mosaic_of_planes(planes: np.ndarray) -> np.ndarray:
-    height, width, _ = planes.shape
-    return planes.reshape(height, width, 2, 2).transpose(0, 2, 1, 3).reshape(2 * height, 2 * width)
 
 
 def select_captures(paths: list[Path], names: list[str], option: str) -> list[Path]:

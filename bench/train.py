@@ -198,10 +198,7 @@ def summarise(pairs: list[ValidationPair], scores: list[tuple[float, float]]) ->
 def selection_value(summary: dict) -> float:
     """What ``best.pth`` is chosen by: the real-raw set's mean PSNR when there is one, else the mean Score
     over every set (weighted by pairs)."""
-    if "raw" in summary:
-        return summary["raw"]["all"]["psnr"]
-    entries = [groups["all"] for groups in summary.values()]
-    return sum(e["score"] * e["pairs"] for e in entries) / sum(e["pairs"] for e in entries)
+    return summary["raw"]["all"]["psnr"] if "raw" in summary else _mean_score(summary)
 
 
 def validation_score(net, pairs: list[ValidationPair], device: str) -> tuple[float, float]:
@@ -386,14 +383,18 @@ def train(config: TrainConfig, log: Callable[[str], None] = print) -> Path:
     return out / "best.pth"
 
 
-def _mean_score(summary: dict) -> float:
+def _pair_weighted_mean(summary: dict, metric: str) -> float:
+    """``metric`` ("score" or "psnr") averaged over every set of ``summary``, each weighted by its pairs."""
     entries = [groups["all"] for groups in summary.values()]
-    return sum(e["score"] * e["pairs"] for e in entries) / sum(e["pairs"] for e in entries)
+    return sum(e[metric] * e["pairs"] for e in entries) / sum(e["pairs"] for e in entries)
+
+
+def _mean_score(summary: dict) -> float:
+    return _pair_weighted_mean(summary, "score")
 
 
 def _mean_psnr(summary: dict) -> float:
-    entries = [groups["all"] for groups in summary.values()]
-    return sum(e["psnr"] * e["pairs"] for e in entries) / sum(e["pairs"] for e in entries)
+    return _pair_weighted_mean(summary, "psnr")
 
 
 def _summary_line(summary: dict) -> str:
