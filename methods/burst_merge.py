@@ -22,6 +22,11 @@
    embedded set with 8-frame bursts.
 3. The merged tiles go back by overlap-add with a sin^2 window (the windows of half-overlapping tiles sum
    to 1).
+   The merged image then passes the noise-driven check against the reference of :mod:`methods.burst_mean`
+   (:func:`methods.burst_mean.fall_back_to_reference`, tolerance ``fallback_tolerance``): windows where it
+   differs from frame 0 by more than noise predicts (the demosaic warp's error on sharp detail passes the
+   per-frequency test when each frame's error looks like noise) are pulled towards frame 0 (measured in
+   ``README.md``, *Bursts*).
 4. Spatial stage: the merged image still carries noise, about 1/N of the original variance where every
    frame merged. ``spatial="bm3d"`` runs :mod:`methods.bm3d` on it with the noise profile scaled by the
    measured mean residual-variance factor; ``"wiener"`` shrinks each merged frequency by
@@ -39,7 +44,7 @@ from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, burst_fields, wa
 from bench.core.noise_model import NoiseProfile
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.bm3d import BM3D
-from methods.burst_mean import agreement_weights, take_whole_cells
+from methods.burst_mean import agreement_weights, fall_back_to_reference, take_whole_cells
 from methods.registry import register_method
 
 #: Merge tile side (packed pixels); tiles overlap by half.
@@ -74,6 +79,11 @@ class BurstMerge(Method):
                                      "displacement (integer, HDR+), the same plus a per-tile sub-pixel phase "
                                      "ramp (phase), or every frame warped through a demosaic (warp)",
                           choices=("integer", "phase", "warp"))
+    fallback_window: int = param(7, "side of the windows (packed pixels) in which the merge is checked against "
+                                    "the reference's noise", valid=at_least(1))
+    fallback_tolerance: float = param(1.5, "a window falls back towards the reference where its mean square "
+                                           "difference to it exceeds this many times what noise predicts (0 = no "
+                                           "check)", low=1.0, high=4.0, valid=at_least(0))
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         if len(raw.frames) == 1:
@@ -102,6 +112,10 @@ class BurstMerge(Method):
                                                             zip(frames[1:], fields[1:])]), profile)
             merged, residual_factor = merge_tiles(frames, profile, self.robustness, wiener, guide, fields=fields,
                                                   phase=self.resample == "phase")
+        if self.fallback_tolerance > 0 and fields is not None:
+            # unbiased, the merge differs from frame 0 by noise of about (1 - residual_factor) of frame 0's
+            merged = fall_back_to_reference(merged, frames[0], profile, 1.0 - residual_factor,
+                                            self.fallback_window, self.fallback_tolerance)
         merged = np.clip(merged, 0.0, 1.0).astype(np.float32)
         if self.spatial != "bm3d":
             return merged
