@@ -92,6 +92,11 @@ def fall_back_to_reference(estimate: np.ndarray, reference: np.ndarray, profile,
     level = cv2.blur(reference, (window, window), borderType=cv2.BORDER_REFLECT)
     expected = expected_ratio * (profile.a * np.clip(level, 0.0, 1.0) + profile.b)
     observed = cv2.blur(difference * difference, (window, window), borderType=cv2.BORDER_REFLECT)
+    # a profile estimated from one noisy frame can be several times too high on detailed content (texture
+    # taken for noise), which would let real disagreement pass as noise. Where most windows agree, their
+    # typical ratio observed / expected is 1 with the true profile, so a median under 1 scales the profile
+    # down; a median over 1 (most windows disagreeing) never scales it up.
+    expected *= min(1.0, float(np.median(observed / np.maximum(expected, 1e-20))))
     weight = np.where(observed <= tolerance * expected, 1.0, expected / np.maximum(observed, 1e-20))
     return (reference + weight * difference).astype(np.float32)
 
