@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,9 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.core.errors import first_line
 from bench.core.processes import available_cores, limit_threads
-from bench.speed import COMPETITION_SIZE, child_environment, full_size_frame, measure_in_child
+from bench.speed import COMPETITION_SIZE, full_size_frame, measure_in_child, report_of_child, write_report
 from methods.registry import get_method_class, list_methods
 
 #: The harness stages ``measure_harness`` times, each image's then each result's, with their labels.
@@ -97,15 +94,7 @@ def measure_harness(data: Path, save_outputs: bool) -> dict[str, float]:
 def harness_in_child(data: Path, save_outputs: bool, threads: int) -> dict:
     """``measure_harness`` in a fresh ``python -m bench.full_table`` process with ``threads`` threads; its
     stage seconds, or ``{"error": one line}``."""
-    with tempfile.TemporaryDirectory() as folder:
-        result_path = Path(folder) / "harness.json"
-        command = [sys.executable, "-m", "bench.full_table", str(data), "--result", str(result_path)]
-        command += ["--save-outputs"] if save_outputs else []
-        completed = subprocess.run(command, capture_output=True, text=True, env=child_environment(threads))
-        if completed.returncode == 0 and result_path.is_file():
-            return json.loads(result_path.read_text())
-    lines = completed.stderr.strip().splitlines()
-    return {"error": lines[-1] if lines else f"the measuring process exited with status {completed.returncode}"}
+    return report_of_child("bench.full_table", [str(data)] + (["--save-outputs"] if save_outputs else []), threads)
 
 
 @dataclass(frozen=True)
@@ -195,13 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", type=Path, required=True, help="where to write the JSON report")
     args = parser.parse_args(argv)
     limit_threads(available_cores())
-    try:
-        report = measure_harness(args.data, args.save_outputs)
-    except Exception as exc:
-        print(first_line(exc), file=sys.stderr)
-        return 1
-    args.result.write_text(json.dumps(report))
-    return 0
+    return write_report(args.result, lambda: measure_harness(args.data, args.save_outputs))
 
 
 if __name__ == "__main__":

@@ -125,15 +125,35 @@ def measure_in_child(method: str, params: dict, frame_path: Path, reference: boo
     """``measure`` in a fresh child process (``python -m bench.speed``, see ``main``); returns its report, or
     ``{"error": one line}`` when the measurement failed. threads: the child's share of the cores, given to it
     as a run's worker gets it (``bench.core.processes.limit_threads``); None: every core."""
+    arguments = [str(frame_path), method, "--params", json.dumps(params)] + (["--reference"] if reference else [])
+    return report_of_child("bench.speed", arguments, threads)
+
+
+def report_of_child(module: str, arguments: list[str], threads: int | None) -> dict:
+    """Run ``python -m module *arguments --result FILE`` with ``threads`` threads (``child_environment``) and
+    return the JSON report the child wrote to FILE (``write_report``), or ``{"error": one line}``: the last
+    line of its stderr, or its exit status."""
     with tempfile.TemporaryDirectory() as folder:
         result_path = Path(folder) / "result.json"
-        command = [sys.executable, "-m", "bench.speed", str(frame_path), method, "--params", json.dumps(params),
-                   "--result", str(result_path)] + (["--reference"] if reference else [])
+        command = [sys.executable, "-m", module, *arguments, "--result", str(result_path)]
         completed = subprocess.run(command, capture_output=True, text=True, env=child_environment(threads))
         if completed.returncode == 0 and result_path.is_file():
             return json.loads(result_path.read_text())
     lines = completed.stderr.strip().splitlines()
     return {"error": lines[-1] if lines else f"the measuring process exited with status {completed.returncode}"}
+
+
+def write_report(result_path: Path, measurement: Callable[[], dict]) -> int:
+    """The child side of ``report_of_child``: run ``measurement`` and write its report as JSON to
+    ``result_path``; returns the exit status, 0, or 1 after printing the error's first line on stderr (its
+    last line, which the parent reports)."""
+    try:
+        report = measurement()
+    except Exception as exc:
+        print(first_line(exc), file=sys.stderr)
+        return 1
+    result_path.write_text(json.dumps(report))
+    return 0
 
 
 def child_environment(threads: int | None) -> dict[str, str]:
@@ -204,13 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.environ.get("RAW_BENCH_CORES", "").isdigit():  # a share of the cores, as a run's worker has
         limit_threads(available_cores())
-    try:
-        report = measure(args.frame, args.method, json.loads(args.params), reference=args.reference)
-    except Exception as exc:
-        print(first_line(exc), file=sys.stderr)
-        return 1
-    args.result.write_text(json.dumps(report))
-    return 0
+    return write_report(args.result, lambda: measure(args.frame, args.method, json.loads(args.params),
+                                                     reference=args.reference))
 
 
 if __name__ == "__main__":
