@@ -603,7 +603,17 @@ def estimate_profile(packed: np.ndarray, *, block: int = DEFAULT_BLOCK, step: fl
         raise ValueError(f"expected an (h, w, planes) image, got shape {packed.shape}")
     if not np.all(np.isfinite(packed)):
         raise ValueError("image contains NaN or infinite values")
-    stats = tile_statistics(packed, block)
+    return profile_from_statistics(tile_statistics(packed, block), block=block, step=step, a_range=a_range,
+                                   b_range=b_range)
+
+
+def profile_from_statistics(stats: TileStatistics, *, block: int, step: float, a_range: tuple[float, float],
+                            b_range: tuple[float, float]) -> tuple[float, float]:
+    """Steps 2-4 of the module docstring on tile statistics already computed: ``(a, b)`` inside the ranges.
+
+    ``estimate_profile`` passes those of one image; a burst method may pass statistics whose energies
+    come from differences between aligned frames (``methods.toolkit.burst_noise``), in which texture
+    largely cancels."""
     dof = residual_degrees_of_freedom(block)
     a, b = _initial_profile(stats, a_range, b_range)
     selections: list[np.ndarray] = []

@@ -26,7 +26,8 @@
    (:func:`methods.burst_mean.fall_back_to_reference`, tolerance ``fallback_tolerance``): windows where it
    differs from frame 0 by more than noise predicts (the demosaic warp's error on sharp detail passes the
    per-frequency test when each frame's error looks like noise) are pulled towards frame 0 (measured in
-   ``README.md``, *Bursts*).
+   ``README.md``, *Bursts*). Where the run's profile is blind, it is first re-estimated from the burst
+   (:mod:`methods.toolkit.burst_noise`), and that profile drives the merge, the check and the spatial stage.
 4. Spatial stage: the merged image still carries noise, about 1/N of the original variance where every
    frame merged. ``spatial="bm3d"`` runs :mod:`methods.bm3d` on it with the noise profile scaled by the
    measured mean residual-variance factor; ``"wiener"`` shrinks each merged frequency by
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, burst_fields, warp_mosaic
+from methods.toolkit.burst_noise import profile_of_burst
 from bench.core.noise_model import NoiseProfile
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.bm3d import BM3D
@@ -81,9 +83,13 @@ class BurstMerge(Method):
                           choices=("integer", "phase", "warp"))
     fallback_window: int = param(7, "side of the windows (packed pixels) in which the merge is checked against "
                                     "the reference's noise", valid=at_least(1))
-    fallback_tolerance: float = param(1.5, "a window falls back towards the reference where its mean square "
-                                           "difference to it exceeds this many times what noise predicts (0 = no "
-                                           "check)", low=1.0, high=4.0, valid=at_least(0))
+    fallback_tolerance: float = param(1.5, "a window's mean square difference to the reference beyond this many "
+                                           "times what noise predicts is taken as bias and pulls it towards the "
+                                           "reference (0 = no check)", low=1.0, high=4.0, valid=at_least(0))
+    blind_noise: str = param("burst", "where the run's noise profile is blind (estimated from frame 0 alone), "
+                                      "re-estimate it from the differences between the aligned frames and frame "
+                                      "0 (burst) or keep it (reference); a true profile is always kept",
+                             choices=("burst", "reference"))
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         if len(raw.frames) == 1:
@@ -101,9 +107,13 @@ class BurstMerge(Method):
             merged, residual_factor = merge_tiles(frames, profile, self.robustness, wiener)
         elif self.resample == "warp":
             aligned = np.stack([frames[0]] + [warp_mosaic(f, d, raw.cfa) for f, d in zip(frames[1:], fields[1:])])
+            if self.blind_noise == "burst":
+                profile = profile_of_burst(raw, fields, aligned)
             guide = robust_mean(aligned, profile) if self.guide == "mean" else None
             merged, residual_factor = merge_tiles(aligned, profile, self.robustness, wiener, guide)
         else:
+            if self.blind_noise == "burst":
+                profile = profile_of_burst(raw, fields)
             # the guide: the robust mean of the frames taken at whole-cell displacements (pixels that a
             # sub-pixel residual or motion makes disagree fall back to the reference)
             guide = None
