@@ -16,7 +16,7 @@ own displacement field). Averaged over the frames, these statistics go through t
 estimator's flat-tile selection and clipping-aware fit (``profile_from_statistics``) unchanged.
 
 Measured on the 10 detailed scenes (8 frames, default motion; ratios to the true ``a`` / ``b``): frame 0
-alone 0.40-5.26 / 0.28-14.4, the burst 0.94-1.62 / 0.92-2.30; on the embedded set the two are within
+alone 0.40-5.26 / 0.28-14.4, the burst 0.87-1.62 / 0.92-2.30; on the embedded set the two are within
 0.67-1.26 of the truth (README, *Bursts*).
 """
 
