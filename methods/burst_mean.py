@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, burst_fields, warp_mosaic
-from methods.toolkit.burst_noise import profile_of_burst
 from methods.base import Method, NoisyRaw, at_least, param
 from methods.registry import register_method
 
@@ -74,6 +73,8 @@ class BurstMean(Method):
         """The robust mean of the frames brought onto frame 0 by ``fields`` (``(N, h, w, 2)``, as
         ``burst_fields`` estimates them in ``denoise``; ``bench.burst_study`` also passes the true motion)
         -> ``(h, w, 4)`` float32 in [0, 1]."""
+        from methods.toolkit.burst_noise import profile_of_burst  # scipy: not at import time
+
         frames = np.asarray(raw.frames)
         if self.resample == "warp":
             moved = [warp_mosaic(f, d, raw.cfa) for f, d in zip(frames[1:], fields[1:])]
@@ -103,10 +104,20 @@ def fall_back_to_reference(estimate: np.ndarray, reference: np.ndarray, profile,
     over noise), ``e / v`` is the weight that minimises the expected squared error; ``tolerance`` > 1 leaves
     the excess that a window of pure noise shows by chance (``v`` is a mean of ``window**2`` squares) as
     noise, and the weight falls continuously from 1 as the excess grows. Returns ``(h, w, 4)`` float32."""
+    reference = np.ascontiguousarray(reference, dtype=np.float32)
+    difference = np.asarray(estimate, dtype=np.float32) - reference
+    weight = fallback_weight(difference, reference, profile, expected_ratio, window, tolerance)
+    return (reference + weight * difference).astype(np.float32)
+
+
+def fallback_weight(difference: np.ndarray, reference: np.ndarray, profile, expected_ratio: float, window: int,
+                    tolerance: float) -> np.ndarray:
+    """The ``(h, w, 4)`` float32 weight ``w`` of :func:`fall_back_to_reference` (1: keep the estimate, towards
+    0: the reference), from ``difference`` = estimate - reference and the reference, both ``(h, w, 4)``."""
     import cv2
 
     reference = np.ascontiguousarray(reference, dtype=np.float32)
-    difference = np.asarray(estimate, dtype=np.float32) - reference
+    difference = np.ascontiguousarray(difference, dtype=np.float32)
     level = cv2.blur(reference, (window, window), borderType=cv2.BORDER_REFLECT)
     expected = expected_ratio * (profile.a * np.clip(level, 0.0, 1.0) + profile.b)
     observed = cv2.blur(difference * difference, (window, window), borderType=cv2.BORDER_REFLECT)
@@ -116,7 +127,7 @@ def fall_back_to_reference(estimate: np.ndarray, reference: np.ndarray, profile,
     # down; a median over 1 (most windows disagreeing) never scales it up.
     expected *= min(1.0, float(np.median(observed / np.maximum(expected, 1e-20))))
     weight = expected / np.maximum(expected + np.maximum(observed - tolerance * expected, 0.0), 1e-20)
-    return (reference + weight * difference).astype(np.float32)
+    return weight.astype(np.float32)
 
 
 def take_whole_cells(frame: np.ndarray, field: np.ndarray) -> np.ndarray:
