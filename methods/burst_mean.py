@@ -37,6 +37,15 @@ from methods.base import Method, NoisyRaw, at_least, param
 from methods.registry import register_method
 
 
+#: The meaning of ``blind_noise`` and ``fallback_tolerance``, parameters of both burst methods.
+BLIND_NOISE_DOC = ("where the run's noise profile is blind (estimated from frame 0 alone), re-estimate it from the "
+                   "differences between the aligned frames and frame 0 (burst) or keep it (reference); a true "
+                   "profile is always kept")
+BLIND_NOISE_CHOICES = ("burst", "reference")
+FALLBACK_TOLERANCE_DOC = ("a window's mean square difference to the reference beyond this many times what noise "
+                          "predicts is taken as bias and pulls it towards the reference (0 = no check)")
+
+
 @register_method("burst_mean")
 @dataclass
 class BurstMean(Method):
@@ -56,13 +65,8 @@ class BurstMean(Method):
                                   "no resampling)", choices=("warp", "integer"))
     fallback_window: int = param(15, "side of the windows (packed pixels) in which the result is checked against "
                                      "the reference's noise", valid=at_least(1))
-    fallback_tolerance: float = param(1.25, "a window's mean square difference to the reference beyond this many "
-                                            "times what noise predicts is taken as bias and pulls it towards the "
-                                            "reference (0 = no check)", low=1.0, high=4.0, valid=at_least(0))
-    blind_noise: str = param("burst", "where the run's noise profile is blind (estimated from frame 0 alone), "
-                                      "re-estimate it from the differences between the aligned frames and frame "
-                                      "0 (burst) or keep it (reference); a true profile is always kept",
-                             choices=("burst", "reference"))
+    fallback_tolerance: float = param(1.25, FALLBACK_TOLERANCE_DOC, low=1.0, high=4.0, valid=at_least(0))
+    blind_noise: str = param("burst", BLIND_NOISE_DOC, choices=BLIND_NOISE_CHOICES)
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         if len(raw.frames) == 1:

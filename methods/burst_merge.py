@@ -49,7 +49,8 @@ from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, burst_fields, wa
 from bench.core.noise_model import NoiseProfile
 from methods.base import Method, NoisyRaw, above, at_least, param
 from methods.bm3d import BM3D
-from methods.burst_mean import agreement_weights, fallback_weight, take_whole_cells
+from methods.burst_mean import (BLIND_NOISE_CHOICES, BLIND_NOISE_DOC, FALLBACK_TOLERANCE_DOC, agreement_weights,
+                                fallback_weight, take_whole_cells)
 from methods.registry import register_method
 
 #: Merge tile side (packed pixels); tiles overlap by half.
@@ -86,17 +87,12 @@ class BurstMerge(Method):
                           choices=("integer", "phase", "warp"))
     fallback_window: int = param(7, "side of the windows (packed pixels) in which the merge is checked against "
                                     "the reference's noise", valid=at_least(1))
-    fallback_tolerance: float = param(1.5, "a window's mean square difference to the reference beyond this many "
-                                           "times what noise predicts is taken as bias and pulls it towards the "
-                                           "reference (0 = no check)", low=1.0, high=4.0, valid=at_least(0))
+    fallback_tolerance: float = param(1.5, FALLBACK_TOLERANCE_DOC, low=1.0, high=4.0, valid=at_least(0))
     fallback_target: str = param("bm3d", "with spatial=bm3d, what windows that fail the check end as: frame 0 "
                                          "denoised on its own by BM3D (bm3d, one more BM3D run), or the spatial "
                                          "stage's output of the merge pulled towards noisy frame 0 (reference)",
                                  choices=("bm3d", "reference"))
-    blind_noise: str = param("burst", "where the run's noise profile is blind (estimated from frame 0 alone), "
-                                      "re-estimate it from the differences between the aligned frames and frame "
-                                      "0 (burst) or keep it (reference); a true profile is always kept",
-                             choices=("burst", "reference"))
+    blind_noise: str = param("burst", BLIND_NOISE_DOC, choices=BLIND_NOISE_CHOICES)
 
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         if len(raw.frames) == 1:

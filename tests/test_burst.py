@@ -147,18 +147,24 @@ def test_burst_methods_do_not_ghost_a_moving_object():
         assert abs(float((out[inside] - clean[inside]).mean())) < 0.01, (name, params)
 
 
+def _flawed_burst() -> tuple[np.ndarray, np.ndarray, NoisyRaw, tuple[slice, slice]]:
+    """A static 8-frame burst whose frames 1..N-1 carry a pixel-by-pixel checkerboard of +-2.5 noise std in one
+    patch: the clean frame, the ``(8, 48, 64, 4)`` frames, them as a NoisyRaw, and the patch."""
+    clean, raw = _static_burst(8)
+    frames = np.array(raw.frames)
+    inside = (slice(16, 48), slice(24, 64))
+    sigma = np.sqrt(PROFILE.a * clean[inside] + PROFILE.b)
+    signs = np.where((np.indices(sigma.shape[:2]).sum(axis=0) % 2 == 0), 1.0, -1.0)[..., None]
+    frames[1:, inside[0], inside[1]] += (2.5 * sigma * signs).astype(np.float32)
+    return clean, frames, NoisyRaw(frames, "BGGR", lambda: PROFILE, "test"), inside
+
+
 @pytest.mark.parametrize("name", BURST_METHODS)
 def test_burst_methods_fall_back_to_the_reference_where_frames_carry_fine_grained_errors(name):
     # frames 1..N-1 carry a pixel-by-pixel checkerboard of +-2.5 noise std in one patch, as a demosaic warp of
     # sharp detail does: its 3x3 mean is small, so the per-pixel agreement test lets it in, and a plain mean
     # would be worse there than the noisy reference. The result must not be.
-    clean, raw = _static_burst(8)
-    frames = np.array(raw.frames)
-    inside = (slice(16, 48), slice(24, 72))
-    sigma = np.sqrt(PROFILE.a * clean[inside] + PROFILE.b)
-    signs = np.where((np.indices(sigma.shape[:2]).sum(axis=0) % 2 == 0), 1.0, -1.0)[..., None]
-    frames[1:, 16:48, 24:72] += (2.5 * sigma * signs).astype(np.float32)
-    flawed = NoisyRaw(frames, "BGGR", lambda: PROFILE, "test")
+    clean, frames, flawed, inside = _flawed_burst()
     params = {"spatial": "none"} if name == "burst_merge" else {}
     out = create_method(name, params).denoise(flawed)
     reference_error = float(np.mean((frames[0][inside] - clean[inside]) ** 2))
@@ -423,13 +429,7 @@ def test_warp_fidelity_scores_the_demosaic_warp_below_the_rgb_warp_and_above_on_
 
 def test_burst_merge_ends_failed_windows_as_single_frame_bm3d():
     # the fine-grained-error burst above: in the patch the merge cannot use frames 1..N-1
-    clean, raw = _static_burst(8)
-    frames = np.array(raw.frames)
-    inside = (slice(16, 48), slice(24, 64))
-    sigma = np.sqrt(PROFILE.a * clean[inside] + PROFILE.b)
-    signs = np.where((np.indices(sigma.shape[:2]).sum(axis=0) % 2 == 0), 1.0, -1.0)[..., None]
-    frames[1:, 16:48, 24:64] += (2.5 * sigma * signs).astype(np.float32)
-    flawed = NoisyRaw(frames, "BGGR", lambda: PROFILE, "test")
+    clean, frames, flawed, inside = _flawed_burst()
     single = create_method("bm3d").denoise(NoisyRaw(frames[:1], "BGGR", lambda: PROFILE, "test"))
 
     def error(out, where):
