@@ -412,7 +412,6 @@ def test_a_true_profile_is_never_re_estimated():
 
 def test_warp_fidelity_scores_the_demosaic_warp_below_the_rgb_warp_and_above_on_smooth_scenes():
     from bench.burst_study import Scene, fidelity_markdown, warp_fidelity
-    from bench.core.noise_model import NoiseProfile
 
     rng = np.random.default_rng(3)
     smooth = np.stack([_textured(96, 128, seed) for seed in (1, 2, 3)], axis=-1).astype(np.float64) * 0.8
