@@ -10,10 +10,10 @@ Synthetic bursts (``bench run --burst N``) are made from any paired dataset:
   else a gradient-corrected demosaic of the ground truth; then the organisers' noise generator with the
   image's noise profile (the dataset's true one where known, else the one estimated from frame 0).
 
-The motion is band-limited (``move_image``): translations are phase ramps of the Fourier transform along
-each axis and the rotation is three shears, each a per-line Fourier shift (Unser, Thevenaz & Yaroslavsky
-1995), on the image extended by reflection and tapered to its mean so that its periodic extension has no
-edge. So a moved frame is the scene moved, not a low-passed copy of it (cubic interpolation, used before,
+The motion is band-limited (``methods.toolkit.fourier_motion.move_image``): translations are phase ramps of
+the Fourier transform along each axis and the rotation is three shears, each a per-line Fourier shift
+(Unser, Thevenaz & Yaroslavsky 1995), on the image extended by reflection and tapered to its mean so that
+its periodic extension has no edge. So a moved frame is the scene moved, not a low-passed copy of it (cubic interpolation, used before,
 attenuates the highest frequencies and made frames 1..N-1 softer than frame 0). Measured fidelity: a
 photograph moved by (-0.7, 1.3) px and 0.1 degree and moved back equals the original to an RMS of 1.6e-3 of
 the range 16 px inside the border, against 1.1e-2 with cubic resampling (``tests/test_burst.py``); whole-CFA-cell translations (even
@@ -41,6 +41,7 @@ from bench.core.demosaic import demosaic, mosaic_rgb
 from bench.core.noise_model import NoiseProfile, add_noise
 from bench.core.levels import Levels
 from bench.core.rawio import pack_normalized, unpack
+from methods.toolkit.fourier_motion import FrameMotion, move_image
 
 DEFAULT_SEED = 8
 DEFAULT_MAX_SHIFT = 2.0
@@ -64,15 +65,6 @@ class BurstSpec:
     @property
     def static(self) -> bool:
         return self.max_shift == 0 and self.max_rotation == 0
-
-
-@dataclass(frozen=True)
-class FrameMotion:
-    """Motion of one synthetic frame relative to frame 0: shift in sensor pixels, rotation in degrees."""
-
-    dy: float
-    dx: float
-    rotation: float
 
 
 def frame_motion(spec: BurstSpec, image_id: str, frame: int) -> FrameMotion:
@@ -113,63 +105,6 @@ def synthesize_burst(spec: BurstSpec, image_id: str, noisy_mosaic: np.ndarray, g
         rng = _rng(spec, image_id, k, stream=1)
         frames.append(add_noise(clean, profile.a, profile.b, rng, levels.black_level, levels.white))
     return np.stack(frames)
-
-
-#: Pixels of reflected, tapered extension on each side for the Fourier motion.
-MOTION_MARGIN = 32
-
-
-def shift_lines(image: np.ndarray, shifts: np.ndarray, axis: int) -> np.ndarray:
-    """Band-limited shift of every 1-D line of ``image`` along ``axis`` (its length odd, so there is no
-    Nyquist term and a shift is undone exactly by the opposite shift): ``out[..., i, ...] = image[..., i -
-    s, ...]`` with ``s`` = ``shifts``, broadcast against ``image`` with size 1 along ``axis``. float64."""
-    length = image.shape[axis]
-    if length % 2 == 0:
-        raise ValueError(f"Fourier line shifts need an odd length, got {length}")
-    frequencies = np.fft.rfftfreq(length)
-    shape = [1] * image.ndim
-    shape[axis] = len(frequencies)
-    ramp = np.exp(-2j * np.pi * frequencies.reshape(shape) * np.asarray(shifts, dtype=np.float64))
-    return np.fft.irfft(np.fft.rfft(image, axis=axis) * ramp, n=length, axis=axis)
-
-
-def tapered_extension(image: np.ndarray, margin: int, axis: int) -> np.ndarray:
-    """``image`` extended along ``axis`` by ``margin`` reflected samples before and ``margin`` (or
-    ``margin + 1``, to make the length odd) after, the extension fading (raised cosine) to each line's mean
-    so that the periodic continuation is smooth."""
-    length = image.shape[axis]
-    after = margin + (length + 1) % 2
-    padding = [(0, 0)] * image.ndim
-    padding[axis] = (margin, after)
-    padded = np.pad(image, padding, mode="reflect")
-    mean = padded.mean(axis=axis, keepdims=True)
-    weight = np.ones(padded.shape[axis])
-    ramp = 0.5 - 0.5 * np.cos(np.pi * np.arange(margin) / margin)
-    weight[:margin] = ramp
-    weight[margin + length:] = np.r_[ramp[::-1], np.zeros(after - margin)]
-    shape = [1] * image.ndim
-    shape[axis] = len(weight)
-    return mean + (padded - mean) * weight.reshape(shape)
-
-
-def move_image(rgb: np.ndarray, motion: FrameMotion) -> np.ndarray:
-    """``(H, W, 3)`` RGB as seen after the camera moved: the content shifts by ``(dy, dx)`` sensor pixels
-    and rotates by ``rotation`` degrees about the centre (OpenCV's sense of the angle), band-limited (module
-    docstring), clipped to [0, 1]. float64."""
-    height, width = rgb.shape[:2]
-    margin = MOTION_MARGIN
-    padded = tapered_extension(tapered_extension(np.asarray(rgb, dtype=np.float64), margin, 0), margin, 1)
-    rows = (np.arange(padded.shape[0]) - margin - (height - 1) / 2.0)[:, None, None]
-    columns = (np.arange(padded.shape[1]) - margin - (width - 1) / 2.0)[None, :, None]
-    if motion.rotation:
-        angle = -np.deg2rad(motion.rotation)
-        along_x, along_y = -np.tan(angle / 2.0), np.sin(angle)
-        padded = shift_lines(padded, along_x * rows, axis=1)
-        padded = shift_lines(padded, along_y * columns, axis=0)
-        padded = shift_lines(padded, along_x * rows, axis=1)
-    padded = shift_lines(padded, np.full((1, 1, 1), motion.dy), axis=0)
-    padded = shift_lines(padded, np.full((1, 1, 1), motion.dx), axis=1)
-    return np.clip(padded[margin:margin + height, margin:margin + width], 0.0, 1.0)
 
 
 def move_image_cubic(rgb: np.ndarray, motion: FrameMotion) -> np.ndarray:
