@@ -56,6 +56,9 @@ from methods.toolkit.fourier_motion import FrameMotion, move_content
 MOTION_STAGES = ((2.0, 2), (1.0, 1), (0.0, 1))
 #: Finite-difference steps of (dy, dx) in sensor pixels and rotation in degrees for the motion's Jacobian.
 MOTION_DELTAS = (0.01, 0.01, 0.002)
+#: The first motion fit keeps the displacements within 1 sensor pixel plus what a rotation of this many degrees
+#: spreads over the image of the field's median (content that moved on its own lies further out, or is few).
+MEDIAN_BAND_ROTATION = 0.2
 #: Largest change of a translation (sensor pixels) or rotation (degrees) one Gauss-Newton step may make.
 MOTION_STEP_LIMIT = (1.0, 1.0, 0.2)
 
@@ -110,8 +113,8 @@ class BurstReconstruct(Method):
 def motion_of_field(field: np.ndarray) -> FrameMotion:
     """The translation and rotation (about the sensor image's centre) that best fit an ``(h, w, 2)``
     packed-pixel displacement field (``frame[y + d] ~ reference[y]``, ``burst_fields``): linear least
-    squares for small angles, refitted twice without the points that miss by over three times the median
-    (content that moved on its own)."""
+    squares for small angles over the displacements near the median (``MEDIAN_BAND_ROTATION``), refitted twice without
+    the points that miss by over three times the median misfit (content that moved on its own)."""
     height, width = field.shape[:2]
     ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
     # sensor coordinates of each packed pixel's 2x2 cell centre, relative to the image centre
@@ -121,7 +124,10 @@ def motion_of_field(field: np.ndarray) -> FrameMotion:
     # a rotation by +theta moves (y, x) by about (-sin(theta) * x, sin(theta) * y)
     design = np.concatenate([np.stack([ones, zeros, -sensor_x], axis=-1), np.stack([zeros, ones, sensor_y], axis=-1)])
     target = np.concatenate([2.0 * field[..., 0].ravel(), 2.0 * field[..., 1].ravel()])
-    keep = np.ones(len(target), dtype=bool)
+    half = len(sensor_y)
+    band = 1.0 + np.sin(np.deg2rad(MEDIAN_BAND_ROTATION)) * float(np.hypot(height, width))  # half-diagonal in sensor px
+    keep = np.concatenate([np.abs(target[:half] - np.median(target[:half])) <= band,
+                           np.abs(target[half:] - np.median(target[half:])) <= band])
     for _ in range(3):
         coefficients, *_ = np.linalg.lstsq(design[keep], target[keep], rcond=None)
         misfit = np.abs(target - design @ coefficients)
