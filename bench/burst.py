@@ -13,8 +13,8 @@ Synthetic bursts (``bench run --burst N``) are made from any paired dataset:
 The motion is band-limited (``methods.toolkit.fourier_motion.move_image``): translations are phase ramps of
 the Fourier transform along each axis and the rotation is three shears, each a per-line Fourier shift
 (Unser, Thevenaz & Yaroslavsky 1995), on the image extended by reflection and tapered to its mean so that
-its periodic extension has no edge. So a moved frame is the scene moved, not a low-passed copy of it (cubic interpolation, used before,
-attenuates the highest frequencies and made frames 1..N-1 softer than frame 0). Measured fidelity: a
+its periodic extension has no edge. So a moved frame is the scene moved, not a low-passed copy of it (cubic
+interpolation, used before, attenuates the highest frequencies and made frames 1..N-1 softer than frame 0). Measured fidelity: a
 photograph moved by (-0.7, 1.3) px and 0.1 degree and moved back equals the original to an RMS of 1.6e-3 of
 the range 16 px inside the border, against 1.1e-2 with cubic resampling (``tests/test_burst.py``); whole-CFA-cell translations (even
 shifts, no rotation) are exact, so they need no resampling at all.

@@ -138,14 +138,22 @@ class BurstMerge(Method):
         merged = np.clip(merged, 0.0, 1.0).astype(np.float32)
         if self.spatial != "bm3d":
             return merged
-        residual = NoiseProfile(profile.a * residual_factor, profile.b * residual_factor, profile.source)
-        spatial = BM3D(sigma_scale=BM3D.sigma_scale * self.spatial_strength)
-        out = spatial.denoise(NoisyRaw(merged[None], raw.cfa, lambda: residual, raw.image_id))
-        if self.fallback_target == "bm3d" and weight is not None:
-            # where the check pulled the merge towards frame 0, take frame 0 denoised on its own instead
-            single = BM3D().denoise(NoisyRaw(frames[:1], raw.cfa, lambda: profile, raw.image_id))
-            out = np.clip(single + weight * (out - single), 0.0, 1.0).astype(np.float32)
+        return bm3d_with_fallback(merged, raw, profile, residual_factor, BM3D.sigma_scale * self.spatial_strength,
+                                  weight if self.fallback_target == "bm3d" else None)
+
+
+def bm3d_with_fallback(merged: np.ndarray, raw: NoisyRaw, profile: NoiseProfile, residual_factor: float,
+                       sigma_scale: float, weight: np.ndarray | None) -> np.ndarray:
+    """The spatial stage of a burst merge: BM3D (``sigma_scale``) of the ``(h, w, 4)`` merged image at
+    ``profile`` scaled by ``residual_factor``; where the check against frame 0 pulled the merge towards it
+    (``weight`` ``(h, w, 4)`` < 1), ``single + weight * (output - single)`` with ``single`` frame 0 denoised
+    on its own by BM3D. ``weight`` None: BM3D's output as it is. ``(h, w, 4)`` float32 in [0, 1]."""
+    residual = NoiseProfile(profile.a * residual_factor, profile.b * residual_factor, profile.source)
+    out = BM3D(sigma_scale=sigma_scale).denoise(NoisyRaw(merged[None], raw.cfa, lambda: residual, raw.image_id))
+    if weight is None:
         return out
+    single = BM3D().denoise(NoisyRaw(np.asarray(raw.frames)[:1], raw.cfa, lambda: profile, raw.image_id))
+    return np.clip(single + weight * (out - single), 0.0, 1.0).astype(np.float32)
 
 
 def robust_mean(aligned: np.ndarray, profile: NoiseProfile) -> np.ndarray:

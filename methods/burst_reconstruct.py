@@ -43,10 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.demosaic import demosaic, mosaic_rgb
-from bench.core.noise_model import NoiseProfile
 from bench.core.rawio import pack, unpack
 from methods.base import Method, NoisyRaw, at_least, param
 from methods.bm3d import BM3D
+from methods.burst_merge import bm3d_with_fallback
 from methods.burst_mean import BLIND_NOISE_CHOICES, BLIND_NOISE_DOC, FALLBACK_TOLERANCE_DOC, fallback_weight
 from methods.registry import register_method
 from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, burst_fields
@@ -102,12 +102,9 @@ class BurstReconstruct(Method):
                                      self.fallback_window, self.fallback_tolerance)
             merged = reference + weight * difference
         merged = np.clip(merged, 0.0, 1.0).astype(np.float32)
-        residual = NoiseProfile(profile.a * self.residual_factor, profile.b * self.residual_factor, profile.source)
-        out = BM3D().denoise(NoisyRaw(merged[None], raw.cfa, lambda: residual, raw.image_id))
-        if weight is not None and float(weight.min()) < 1.0:
-            single = BM3D().denoise(NoisyRaw(frames[:1], raw.cfa, lambda: profile, raw.image_id))
-            out = single + weight * (out - single)
-        return np.clip(out, 0.0, 1.0).astype(np.float32)
+        pulled = weight is not None and float(weight.min()) < 1.0  # else no single-frame BM3D is needed
+        return bm3d_with_fallback(merged, raw, profile, self.residual_factor, BM3D.sigma_scale,
+                                  weight if pulled else None)
 
 
 def motion_of_field(field: np.ndarray) -> FrameMotion:
