@@ -32,7 +32,7 @@ et al. 2019). This method never demosaics a noisy frame to move it:
 
 Where the run's profile is blind it is first re-estimated from the burst (:mod:`methods.toolkit.burst_noise`).
 Cost: each descent step moves the ``(H, W, 3)`` scene forwards and back once per frame (Fourier shifts of
-the whole image); a 512 x 768 burst of 8 frames takes about a minute on one core, a 16 MP one about 40 times
+the whole image); a 512 x 768 burst of 8 frames takes about 85 s on one core (the detailed table), a 16 MP one about 40 times
 that.
 """
 
