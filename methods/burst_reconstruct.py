@@ -43,13 +43,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.core.demosaic import demosaic, mosaic_rgb
+from bench.core.noise_model import NoiseProfile
 from bench.core.rawio import pack, unpack
 from methods.base import Method, NoisyRaw, at_least, param
 from methods.bm3d import BM3D
-from methods.burst_merge import bm3d_with_fallback
 from methods.burst_mean import BLIND_NOISE_CHOICES, BLIND_NOISE_DOC, FALLBACK_TOLERANCE_DOC, fallback_weight
 from methods.registry import register_method
 from methods.toolkit.align import DEFAULT_SEARCH, DEFAULT_TILE, burst_fields
+from methods.toolkit.burst_spatial import bm3d_with_fallback
 from methods.toolkit.fourier_motion import FrameMotion, move_content
 
 #: Blur (sensor pixels) and Gauss-Newton steps of the motion refinement before each reconstruction stage.
@@ -85,11 +86,17 @@ class BurstReconstruct(Method):
     def denoise(self, raw: NoisyRaw) -> np.ndarray:
         from methods.toolkit.burst_noise import profile_of_burst  # scipy: not at import time
 
-        frames = np.asarray(raw.frames, dtype=np.float32)
-        if len(frames) == 1:
+        if len(raw.frames) == 1:
             return BM3D().denoise(raw)
-        fields = burst_fields(frames, tile=self.tile, search=self.search)
+        fields = burst_fields(np.asarray(raw.frames, dtype=np.float32), tile=self.tile, search=self.search)
         profile = profile_of_burst(raw, fields) if self.blind_noise == "burst" else raw.noise
+        return self.reconstruct_with_fields(raw, fields, profile)
+
+    def reconstruct_with_fields(self, raw: NoisyRaw, fields: np.ndarray, profile: NoiseProfile) -> np.ndarray:
+        """Steps 1-4 of the module docstring with the ``(N, h, w, 2)`` tile alignment of each frame onto frame 0
+        (``burst_fields``) and the noise profile to work with (:mod:`methods.burst_merge` passes its own)
+        -> ``(h, w, 4)`` float32 in [0, 1]. Needs at least two frames."""
+        frames = np.asarray(raw.frames, dtype=np.float32)
         motions = [FrameMotion(0.0, 0.0, 0.0)] + [motion_of_field(field) for field in fields[1:]]
         scene, _ = reconstruct(frames, raw.cfa, motions, self.iterations)
         reference = frames[0]
