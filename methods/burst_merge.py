@@ -45,7 +45,8 @@
    where content is smooth (on the embedded set 3.0 dB against the merge's 4.4). The share 0.7 was chosen on
    detailed scenes made from other photographs (``CBSD68``, ``CSun_Hays80``) than the table's: over single-frame
    BM3D (with the burst's profile) the merge alone gains 2.0 dB there (2.1 with its failed windows ending as
-   the reconstruction), the reconstruction alone 3.0, shares 0.5 and 0.7 3.2 and 3.3. It costs one reconstruction per burst (about 85 s for 8 frames of 512 x 768).
+   the reconstruction), the reconstruction alone 3.0, shares 0.5 and 0.7 3.2 and 3.3. It costs one
+   reconstruction per burst (about 85 s for 8 frames of 512 x 768).
 """
 
 from __future__ import annotations
@@ -155,11 +156,11 @@ class BurstMerge(Method):
         merged = np.clip(merged, 0.0, 1.0).astype(np.float32)
         if self.spatial != "bm3d":
             return merged
-        if self.fallback_target == "reference" or weight is None or float(weight.min()) >= 1.0:
+        if self.fallback_target == "reference":
             weight = None  # BM3D of the merge as it is
+        pulled = weight is not None and float(weight.min()) < 1.0
         reconstructed = None
-        if fields is not None and (self.reconstruct_share > 0 or (weight is not None and
-                                                                  self.fallback_target == "reconstruct")):
+        if fields is not None and (self.reconstruct_share > 0 or (pulled and self.fallback_target == "reconstruct")):
             reconstructed = BurstReconstruct(tile=self.tile, search=self.search).reconstruct_with_fields(
                 raw, fields, profile)
         out = bm3d_with_fallback(merged, raw, profile, residual_factor, BM3D.sigma_scale * self.spatial_strength,

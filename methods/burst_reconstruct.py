@@ -32,8 +32,8 @@ et al. 2019). This method never demosaics a noisy frame to move it:
 
 Where the run's profile is blind it is first re-estimated from the burst (:mod:`methods.toolkit.burst_noise`).
 Cost: each descent step moves the ``(H, W, 3)`` scene forwards and back once per frame (Fourier shifts of
-the whole image); a 512 x 768 burst of 8 frames takes about 85 s on one core (the detailed table), a 16 MP one about 40 times
-that.
+the whole image); a 512 x 768 burst of 8 frames takes about 85 s on one core (the detailed table), a 16 MP
+one about 40 times that.
 """
 
 from __future__ import annotations
@@ -109,9 +109,7 @@ class BurstReconstruct(Method):
                                      self.fallback_window, self.fallback_tolerance)
             merged = reference + weight * difference
         merged = np.clip(merged, 0.0, 1.0).astype(np.float32)
-        pulled = weight is not None and float(weight.min()) < 1.0  # else no single-frame BM3D is needed
-        return bm3d_with_fallback(merged, raw, profile, self.residual_factor, BM3D.sigma_scale,
-                                  weight if pulled else None)
+        return bm3d_with_fallback(merged, raw, profile, self.residual_factor, BM3D.sigma_scale, weight)
 
 
 def motion_of_field(field: np.ndarray) -> FrameMotion:

@@ -17,11 +17,11 @@ def bm3d_with_fallback(merged: np.ndarray, raw: NoisyRaw, profile: NoiseProfile,
     """BM3D (``sigma_scale``) of the ``(h, w, 4)`` merged image at ``profile`` scaled by ``residual_factor``;
     where the check against frame 0 pulled the merge towards it (``weight`` ``(h, w, 4)`` < 1), the result is
     ``fallback + weight * (output - fallback)``. fallback: an ``(h, w, 4)`` denoised image in [0, 1] (another
-    burst method's output), or None for frame 0 denoised on its own by BM3D (computed here). ``weight`` None:
-    BM3D's output as it is. Returns ``(h, w, 4)`` float32 in [0, 1]."""
+    burst method's output), or None for frame 0 denoised on its own by BM3D (computed here only then). ``weight``
+    None or 1 everywhere: BM3D's output as it is. Returns ``(h, w, 4)`` float32 in [0, 1]."""
     residual = NoiseProfile(profile.a * residual_factor, profile.b * residual_factor, profile.source)
     out = BM3D(sigma_scale=sigma_scale).denoise(NoisyRaw(merged[None], raw.cfa, lambda: residual, raw.image_id))
-    if weight is None:
+    if weight is None or float(weight.min()) >= 1.0:
         return out
     if fallback is None:
         fallback = BM3D().denoise(NoisyRaw(np.asarray(raw.frames)[:1], raw.cfa, lambda: profile, raw.image_id))
